@@ -1,0 +1,37 @@
+# nbgrader settings of the aelab course. aelab writes a two-line nbgrader_config.py into each
+# course folder it drives (under build/) that loads this file and sets the course root.
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
+                                    SaveAutoGrades)
+
+from aelab.course.preprocessors import StderrToStdout
+
+c = get_config()  # noqa: F821
+
+c.CourseDirectory.course_id = "aelab"
+
+# What a stub looks like in the released notebooks.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Grading kernels: pin the kernel, whatever the submission's metadata says (Colab saves other
+# names), and give every cell a time limit. A quick-budget training cell takes well under a
+# minute on a 2-core CPU; the limit leaves room for a slow machine, not for an infinite loop.
+c.Execute.kernel_name = "python3"
+c.Execute.timeout = 300
+c.Execute.interrupt_on_timeout = True
+
+# Keep stderr from zeroing graded cells (see StderrToStdout), then nbgrader's own steps.
+c.Autograde.autograde_preprocessors = [
+    Execute,
+    StderrToStdout,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# Feedback shows what students need and no more.
+c.LimitOutput.max_lines = 200

@@ -1,0 +1,207 @@
+"""`python -m aelab.course COMMAND`: the instructor's and TA's commands (the Makefile calls these).
+
+    release     regenerate notebooks/ from solutions/ through nbgrader
+    solutions   execute every reference notebook, write executed copies and build/metrics.csv
+    autograde   grade a folder of submissions: SUBMISSIONS/<student>/<lab>.ipynb
+    demo        the whole round trip on bundled example submissions
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from ..plots import show_table
+from .mutants import demo_mutant
+from .nbgrader_course import Course, CourseError, correct_submission, release_to_notebooks, write_csv
+from .source import NOTEBOOKS, ROOT, Lab, SourceError, labs, read_source
+
+BUILD = ROOT / "build"
+
+
+# --- release --------------------------------------------------------------------------------------
+def cmd_release(args: argparse.Namespace) -> int:
+    course_root = BUILD / "release-course"
+    shutil.rmtree(course_root, ignore_errors=True)
+    course = Course(course_root)
+    for path in release_to_notebooks(course, labs(args.labs), Path(args.out)):
+        print(f"released {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return 0
+
+
+# --- solutions ------------------------------------------------------------------------------------
+def execute_notebook(nb: nbformat.NotebookNode, cwd: Path, timeout: int | None) -> list[str]:
+    """Execute in a fresh python3 kernel; returns a description of every failing cell."""
+    from nbclient import NotebookClient
+
+    client = NotebookClient(nb, kernel_name="python3", timeout=timeout, allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    client.execute()
+    failures = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell {index}")
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                failures.append(f"{grade_id}: {output.ename}: {output.evalue}")
+    return failures
+
+
+def cmd_solutions(args: argparse.Namespace) -> int:
+    budget = "quick" if args.quick else "full"
+    out_dir = BUILD / "solutions"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Path(args.metrics).resolve()
+    metrics.unlink(missing_ok=True)
+    os.environ.update({"AELAB_BUDGET": budget, "AELAB_METRICS": str(metrics), "AELAB_PROGRESS": "0",
+                       "MPLBACKEND": "Agg"})
+    if args.seed is not None:
+        os.environ["AELAB_SEED"] = str(args.seed)
+    status = 0
+    timings = []
+    for lab in labs(args.labs):
+        print(f"[{lab.lab_id}] executing the reference solution at the {budget} budget ...", flush=True)
+        nb = read_source(lab)
+        start = time.perf_counter()
+        failures = execute_notebook(nb, out_dir, timeout=None if budget == "full" else 600)
+        seconds = time.perf_counter() - start
+        nbformat.write(nb, out_dir / f"{lab.lab_id}.ipynb")
+        timings.append({"lab": lab.lab_id, "seconds": round(seconds, 1), "failures": len(failures)})
+        if failures:
+            status = 1
+            print(f"[{lab.lab_id}] FAILED in {seconds:.0f} s:\n  " + "\n  ".join(failures), flush=True)
+        else:
+            print(f"[{lab.lab_id}] passed every test in {seconds:.0f} s", flush=True)
+    show_table(timings, title=f"reference solutions, {budget} budget")
+    if metrics.exists():
+        print(f"metrics: {metrics}")
+        print(metrics.read_text())
+    return status
+
+
+# --- grading --------------------------------------------------------------------------------------
+def collect(course: Course, submissions: Path, chosen: list[Lab]) -> list[str]:
+    """Copy SUBMISSIONS/<student>/<lab>.ipynb into the course; returns what was skipped and why."""
+    skipped = []
+    by_id = {lab.lab_id: lab for lab in chosen}
+    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
+        for notebook in sorted(student_dir.glob("*.ipynb")):
+            lab = by_id.get(notebook.stem)
+            if lab is None:
+                skipped.append(f"{student_dir.name}/{notebook.name}: not a lab notebook "
+                               f"(expected one of {', '.join(f'{i}.ipynb' for i in by_id)})")
+                continue
+            course.submit(student_dir.name, lab, notebook)
+    return skipped
+
+
+def grade_table(course: Course, chosen: list[Lab]) -> list[dict]:
+    rows = []
+    for lab in chosen:
+        for student in course.students(lab):
+            scores = course.test_scores(lab, student)
+            got = sum(s for s, _ in scores.values())
+            total = sum(m for _, m in scores.values())
+            failed = [name for name, (s, m) in scores.items() if s < m]
+            rows.append({"student": student, "lab": lab.lab_id, "autograded": got, "out of": total,
+                         "failed tests": ", ".join(failed) or "-"})
+    return rows
+
+
+def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export: Path) -> list[dict]:
+    course = Course(course_root)
+    for lab in chosen:
+        course.release(lab)
+    for line in collect(course, submissions, chosen):
+        print(f"skipped {line}")
+    for lab in chosen:
+        students = course.students(lab)
+        if not students:
+            continue
+        print(f"[{lab.lab_id}] autograding {len(students)} submission(s) ...", flush=True)
+        start = time.perf_counter()
+        course.autograde(lab)
+        course.feedback(lab)
+        print(f"[{lab.lab_id}] done in {time.perf_counter() - start:.0f} s "
+              f"({(time.perf_counter() - start) / len(students):.0f} s per submission)", flush=True)
+    course.export(export)
+    rows = grade_table(course, chosen)
+    write_csv(export.with_name(export.stem + "_by_test.csv"), rows)
+    show_table(rows, title="autograded points", digits=3)
+    print(f"\ngrades exported to {export}\nfeedback in {course.root / 'feedback'}")
+    return rows
+
+
+def cmd_autograde(args: argparse.Namespace) -> int:
+    submissions = Path(args.submissions).resolve()
+    if not submissions.is_dir():
+        print(f"error: the submissions folder {submissions} does not exist. Put each student's notebooks in "
+              f"SUBMISSIONS/<student>/<lab>.ipynb", file=sys.stderr)
+        return 2
+    out = Path(args.out).resolve()
+    grade_class(out / "course", submissions, labs(args.labs), out / "grades.csv")
+    return 0
+
+
+def make_example_submissions(folder: Path, chosen: list[Lab], course: Course) -> None:
+    """Three students per lab: one correct, one who handed in the stubs, one with a planted bug."""
+    shutil.rmtree(folder, ignore_errors=True)
+    for lab in chosen:
+        course.release(lab)
+        released = course.released_notebook(lab)
+        correct = correct_submission(released, course.source_notebook(lab))
+        mutant = demo_mutant(lab)
+        examples = {"ada_correct": correct, "ben_stubs": released}
+        if mutant is not None:
+            examples["cy_planted_bug"] = mutant.apply(correct)
+        for student, nb in examples.items():
+            (folder / student).mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, folder / student / f"{lab.lab_id}.ipynb")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    demo = BUILD / "demo"
+    shutil.rmtree(demo, ignore_errors=True)
+    chosen = labs(args.labs)
+    print("1/5 release: generating the student notebooks with nbgrader", flush=True)
+    make_example_submissions(demo / "submissions", chosen, Course(demo / "scratch"))
+    print("2/5 collect, 3/5 autograde, 4/5 feedback, 5/5 export", flush=True)
+    grade_class(demo / "course", demo / "submissions", chosen, demo / "grades.csv")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m aelab.course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("release", help="regenerate notebooks/ from solutions/")
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--out", default=str(NOTEBOOKS))
+    p.set_defaults(func=cmd_release)
+    p = sub.add_parser("solutions", help="execute the reference solutions")
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--quick", action="store_true", help="the quick budget (default: full)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--metrics", default=str(BUILD / "metrics.csv"))
+    p.set_defaults(func=cmd_solutions)
+    p = sub.add_parser("autograde", help="grade SUBMISSIONS/<student>/<lab>.ipynb")
+    p.add_argument("submissions")
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--out", default=str(BUILD / "autograde"))
+    p.set_defaults(func=cmd_autograde)
+    p = sub.add_parser("demo", help="the instructor round trip on example submissions")
+    p.add_argument("labs", nargs="*")
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CourseError, SourceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

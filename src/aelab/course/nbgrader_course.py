@@ -1,0 +1,176 @@
+"""The instructor's side, driving the real nbgrader command line: release, collect, autograde,
+feedback and export, in a course folder under build/."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from .source import NOTEBOOKS, ROOT, Lab, write_source_notebook
+
+CONFIG = ROOT / "autograder" / "nbgrader_config.py"
+
+
+class CourseError(RuntimeError):
+    """An nbgrader step failed; the message carries nbgrader's own output."""
+
+
+def grading_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment nbgrader and the grading kernels run in.
+
+    The venv's bin goes first on PATH because nbgrader shells out to `alembic`. Grading runs
+    at the quick budget, without progress bars, on the CPU, and never downloads data.
+    """
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+    env.setdefault("AELAB_BUDGET", "quick")
+    env["AELAB_PROGRESS"] = "0"
+    env.setdefault("AELAB_DEVICE", "cpu")
+    env["AELAB_DOWNLOAD"] = "0"
+    env.setdefault("MPLBACKEND", "Agg")
+    env["PYTHONWARNINGS"] = "ignore"
+    env.pop("AELAB_METRICS", None)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Course:
+    """An nbgrader course folder: source/, release/, submitted/, autograded/, feedback/, gradebook.db."""
+
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "nbgrader_config.py").write_text(
+            "# Written by aelab: the course settings live in autograder/nbgrader_config.py.\n"
+            "c = get_config()  # noqa: F821\n"
+            f"load_subconfig({str(CONFIG)!r})  # noqa: F821\n"
+            f"c.CourseDirectory.root = {str(self.root)!r}\n"
+        )
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.root / 'gradebook.db'}"
+
+    def nbgrader(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "nbgrader", *args]
+        proc = subprocess.run(cmd, cwd=self.root, env=grading_env(self.env), capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
+                              f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        return proc
+
+    # --- release -------------------------------------------------------------------------
+    def release(self, lab: Lab) -> Path:
+        """Generate the student version of a lab; returns the released notebook."""
+        write_source_notebook(lab, self.root)
+        self.nbgrader("generate_assignment", lab.lab_id, "--force", "--create")
+        released = self.root / "release" / lab.lab_id / f"{lab.lab_id}.ipynb"
+        if not released.is_file():
+            raise CourseError(f"nbgrader did not write {released}")
+        return released
+
+    def source_notebook(self, lab: Lab) -> nbformat.NotebookNode:
+        return nbformat.read(self.root / "source" / lab.lab_id / f"{lab.lab_id}.ipynb", as_version=4)
+
+    def released_notebook(self, lab: Lab) -> nbformat.NotebookNode:
+        return nbformat.read(self.root / "release" / lab.lab_id / f"{lab.lab_id}.ipynb", as_version=4)
+
+    # --- collect -------------------------------------------------------------------------
+    def submit(self, student: str, lab: Lab, notebook: Path) -> Path:
+        """Place one student's notebook where nbgrader expects a collected submission."""
+        target = self.root / "submitted" / student / lab.lab_id / f"{lab.lab_id}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(notebook, target)
+        (target.parent / "timestamp.txt").write_text("2026-01-01 00:00:00.000000 UTC\n")
+        return target
+
+    def students(self, lab: Lab) -> list[str]:
+        submitted = self.root / "submitted"
+        return sorted(p.name for p in submitted.iterdir() if (p / lab.lab_id).is_dir()) if submitted.is_dir() else []
+
+    # --- grade ---------------------------------------------------------------------------
+    def autograde(self, lab: Lab, student: str | None = None) -> subprocess.CompletedProcess:
+        args = ["autograde", lab.lab_id, "--force"]
+        if student:
+            args += ["--student", student]
+        return self.nbgrader(*args)
+
+    def feedback(self, lab: Lab, student: str | None = None) -> None:
+        args = ["generate_feedback", lab.lab_id, "--force"]
+        if student:
+            args += ["--student", student]
+        self.nbgrader(*args)
+
+    def export(self, csv_path: Path) -> Path:
+        csv_path = Path(csv_path).resolve()
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        self.nbgrader("export", "--to", str(csv_path))
+        return csv_path
+
+    def test_scores(self, lab: Lab, student: str) -> dict[str, tuple[float, float]]:
+        """Points per autograded test cell: grade_id -> (score, max score)."""
+        from nbgrader.api import Gradebook, MissingEntry
+
+        with Gradebook(self.db_url) as gb:
+            try:
+                nb = gb.find_submission_notebook(lab.lab_id, lab.lab_id, student)
+            except MissingEntry:
+                return {}
+            return {g.name: (float(g.auto_score or 0.0), float(g.max_score)) for g in nb.grades
+                    if g.cell.cell_type == "code"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Submissions made from the solutions: what a correct, an untouched and a buggy student hand in.
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+
+
+def strip_solution_markers(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if line.strip() not in (BEGIN, END))
+
+
+def correct_submission(released: nbformat.NotebookNode, source: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The released notebook with every answer cell filled in as the solution has it."""
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = nbformat.from_dict(released)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = strip_solution_markers(answers[grade_id])
+    return nb
+
+
+def release_to_notebooks(course: Course, labs: list[Lab], target: Path = NOTEBOOKS) -> list[Path]:
+    """Regenerate notebooks/ from solutions/ through nbgrader."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for lab in labs:
+        released = course.release(lab)
+        out = target / f"{lab.lab_id}.ipynb"
+        nb = nbformat.read(released, as_version=4)
+        nbformat.write(nb, out)
+        written.append(out)
+    return written
+
+
+def write_csv(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

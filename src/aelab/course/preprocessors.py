@@ -1,0 +1,22 @@
+"""nbgrader preprocessors the course adds to autograding."""
+
+from __future__ import annotations
+
+from nbconvert.preprocessors import Preprocessor
+
+
+class StderrToStdout(Preprocessor):
+    """Turn stderr output of graded cells into stdout before grades are saved.
+
+    nbgrader gives a test cell 0 points if it wrote anything to stderr, even when every
+    assertion passed. Torch prints harmless warnings on some CPUs, so a correct submission
+    could lose points on one machine and not another. Failures are `error` outputs, which
+    this leaves alone, so a failing test still scores 0.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    output["name"] = "stdout"
+        return cell, resources
