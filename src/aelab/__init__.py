@@ -4,7 +4,7 @@ The notebooks import it for the plumbing (data, device, budget, training loop, p
 metrics and the test cells' checks) so that each lab shows only the part worth learning.
 """
 
-from . import checks
+from . import checks, zoo
 from .data import Batches, DataError, ImageDataset, load_cifar10, load_mnist, to_float
 from .metrics import collect_latents, count_parameters, latent_quality, principal_angles, reconstruction_mse
 from .plots import plot_curves, plot_latent_scatter, plot_losses, show_images, show_reconstructions, show_table
@@ -32,5 +32,5 @@ __all__ = [
     "collect_latents", "count_parameters", "describe", "evaluate", "fit", "get_device", "latent_quality",
     "load_cifar10", "load_mnist", "plot_curves", "plot_latent_scatter", "plot_losses", "principal_angles",
     "progress_bar", "reconstruction_mse", "record", "seed_everything", "setup_notebook", "show_images",
-    "show_reconstructions", "show_table", "to_float", "train_epoch",
+    "show_reconstructions", "show_table", "to_float", "train_epoch", "zoo",
 ]
