@@ -36,6 +36,9 @@ def grading_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("AELAB_DEVICE", "cpu")
     env["AELAB_DOWNLOAD"] = "0"
     env.setdefault("MPLBACKEND", "Agg")
+    # One thread per grading kernel: the models are small, kernels run side by side, and
+    # oversubscribed OpenMP threads slow torch down by an order of magnitude on a busy machine.
+    env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONWARNINGS"] = "ignore"
     env.pop("AELAB_METRICS", None)
     env.update(extra or {})
