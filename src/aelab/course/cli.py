@@ -19,6 +19,7 @@ import nbformat
 
 from ..plots import show_table
 from .mutants import demo_mutant
+from .grader import Grader, Submission
 from .nbgrader_course import Course, CourseError, correct_submission, release_to_notebooks, write_csv
 from .source import NOTEBOOKS, ROOT, Lab, SourceError, labs, read_source
 
@@ -90,55 +91,65 @@ def cmd_solutions(args: argparse.Namespace) -> int:
 
 
 # --- grading --------------------------------------------------------------------------------------
-def collect(course: Course, submissions: Path, chosen: list[Lab]) -> list[str]:
-    """Copy SUBMISSIONS/<student>/<lab>.ipynb into the course; returns what was skipped and why."""
+def find_submissions(submissions: Path, chosen: list[Lab]) -> tuple[list[Submission], list[str]]:
+    """SUBMISSIONS/<student>/<lab>.ipynb; returns the submissions and what was skipped and why."""
     skipped = []
+    found = []
     by_id = {lab.lab_id: lab for lab in chosen}
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
-        for notebook in sorted(student_dir.glob("*.ipynb")):
-            lab = by_id.get(notebook.stem)
+        for notebook in sorted(student_dir.iterdir()):
+            lab = by_id.get(notebook.stem) if notebook.suffix == ".ipynb" else None
             if lab is None:
                 skipped.append(f"{student_dir.name}/{notebook.name}: not a lab notebook "
                                f"(expected one of {', '.join(f'{i}.ipynb' for i in by_id)})")
                 continue
-            course.submit(student_dir.name, lab, notebook)
-    return skipped
+            found.append(Submission(student_dir.name, lab, notebook))
+    return found, skipped
 
 
-def grade_table(course: Course, chosen: list[Lab]) -> list[dict]:
+def grade_table(course: Course, chosen: list[Lab], outcomes: list | None = None) -> list[dict]:
+    failed_runs = {(o.submission.lab.lab_id, o.submission.student): o.reason for o in outcomes or [] if not o.ok}
     rows = []
     for lab in chosen:
-        for student in course.students(lab):
+        students = set(course.students(lab)) | {s for (l, s) in failed_runs if l == lab.lab_id}
+        for student in sorted(students):
             scores = course.test_scores(lab, student)
             got = sum(s for s, _ in scores.values())
             total = sum(m for _, m in scores.values())
             failed = [name for name, (s, m) in scores.items() if s < m]
+            note = failed_runs.get((lab.lab_id, student))
             rows.append({"student": student, "lab": lab.lab_id, "autograded": got, "out of": total,
-                         "failed tests": ", ".join(failed) or "-"})
+                         "failed tests": f"not graded: {note}" if note else (", ".join(failed) or "-")})
     return rows
 
 
-def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export: Path) -> list[dict]:
-    course = Course(course_root)
-    for lab in chosen:
-        course.release(lab)
-    for line in collect(course, submissions, chosen):
+def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export: Path,
+                workers: int | None = None) -> list[dict]:
+    """Grade SUBMISSIONS/<student>/<lab>.ipynb in parallel; feedback, export and a grade table."""
+    grader = Grader(course_root, workers=workers)
+    subs, skipped = find_submissions(submissions, chosen)
+    for line in skipped:
         print(f"skipped {line}")
-    for lab in chosen:
-        students = course.students(lab)
-        if not students:
-            continue
-        print(f"[{lab.lab_id}] autograding {len(students)} submission(s) ...", flush=True)
-        start = time.perf_counter()
-        course.autograde(lab)
-        course.feedback(lab)
-        print(f"[{lab.lab_id}] done in {time.perf_counter() - start:.0f} s "
-              f"({(time.perf_counter() - start) / len(students):.0f} s per submission)", flush=True)
-    course.export(export)
-    rows = grade_table(course, chosen)
+    print(f"grading {len(subs)} submission(s) with {grader.workers} worker(s) ...", flush=True)
+    start = time.perf_counter()
+    outcomes = grader.run(subs)
+    elapsed = time.perf_counter() - start
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"could not grade {outcome.submission.key}: {outcome.reason}")
+    fresh = [o for o in outcomes if not o.resumed]
+    resumed = len(outcomes) - len(fresh)
+    if fresh:
+        per = sum(o.seconds for o in fresh) / len(fresh)
+        print(f"graded {len(fresh)} submission(s) in {elapsed:.0f} s of wall time with {grader.workers} worker(s); "
+              f"{per:.1f} s per submission on one worker", flush=True)
+    if resumed:
+        print(f"{resumed} submission(s) were already graded by an earlier run and kept", flush=True)
+    grader.course.export(export)
+    rows = grade_table(grader.course, chosen, outcomes)
     write_csv(export.with_name(export.stem + "_by_test.csv"), rows)
     show_table(rows, title="autograded points", digits=3)
-    print(f"\ngrades exported to {export}\nfeedback in {course.root / 'feedback'}")
+    print(f"\ngrades exported to {export}\nfeedback in {grader.course.root / 'feedback'}")
     return rows
 
 
@@ -149,7 +160,7 @@ def cmd_autograde(args: argparse.Namespace) -> int:
               f"SUBMISSIONS/<student>/<lab>.ipynb", file=sys.stderr)
         return 2
     out = Path(args.out).resolve()
-    grade_class(out / "course", submissions, labs(args.labs), out / "grades.csv")
+    grade_class(out / "course", submissions, labs(args.labs), out / "grades.csv", workers=args.workers)
     return 0
 
 
@@ -198,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("submissions")
     p.add_argument("labs", nargs="*")
     p.add_argument("--out", default=str(BUILD / "autograde"))
+    p.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: the cores)")
     p.set_defaults(func=cmd_autograde)
     p = sub.add_parser("demo", help="the instructor round trip on example submissions")
     p.add_argument("labs", nargs="*")

@@ -51,15 +51,22 @@ class Course:
 
     root: Path
     env: dict[str, str] = field(default_factory=dict)
+    # More nbgrader settings for this folder, and another folder whose course it acts on: the
+    # grader's ingest step runs from a folder of its own on the class course (see grader.py).
+    extra_config: str = ""
+    root_override: Path | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "nbgrader_config.py").write_text(
+        self.config_dir = self.root
+        if self.root_override is not None:
+            self.root = Path(self.root_override).resolve()
+        (self.config_dir / "nbgrader_config.py").write_text(
             "# Written by aelab: the course settings live in autograder/nbgrader_config.py.\n"
             "c = get_config()  # noqa: F821\n"
             f"load_subconfig({str(CONFIG)!r})  # noqa: F821\n"
-            f"c.CourseDirectory.root = {str(self.root)!r}\n"
+            f"c.CourseDirectory.root = {str(self.root)!r}\n" + self.extra_config
         )
 
     @property
@@ -68,7 +75,8 @@ class Course:
 
     def nbgrader(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-m", "nbgrader", *args]
-        proc = subprocess.run(cmd, cwd=self.root, env=grading_env(self.env), capture_output=True, text=True)
+        # nbgrader reads nbgrader_config.py from its working directory only.
+        proc = subprocess.run(cmd, cwd=self.config_dir, env=grading_env(self.env), capture_output=True, text=True)
         if check and proc.returncode != 0:
             raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
                               f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

@@ -1,0 +1,46 @@
+# aelab: every target works from a clean clone and creates the virtual environment on first use.
+#   make setup        create .venv with the pinned stack (requirements.txt) and aelab itself
+#   make test         the project's test suite (unit tests, the labs, nbgrader round trips)
+#   make release      regenerate notebooks/ from solutions/ with nbgrader
+#   make solutions    execute every reference notebook at the full budget (QUICK=1: the quick one)
+#   make autograde    grade SUBMISSIONS=<folder> holding <student>/<lab>.ipynb
+#   make demo         the whole instructor round trip on example submissions
+# LABS="lab01 lab02" restricts release/solutions/autograde/demo to some labs.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# nbgrader shells out to `alembic`, which lives in the venv's bin.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+LABS ?=
+SUBMISSIONS ?= submissions
+PYTEST_ARGS ?=
+
+.PHONY: setup test release solutions autograde demo clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+release: setup
+	$(PY) -m aelab.course release $(LABS)
+
+solutions: setup
+	$(PY) -m aelab.course solutions $(if $(QUICK),--quick) $(LABS)
+
+autograde: setup
+	$(PY) -m aelab.course autograde $(SUBMISSIONS) $(LABS)
+
+demo: setup
+	$(PY) -m aelab.course demo $(LABS)
+
+clean:
+	rm -rf build

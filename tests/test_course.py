@@ -1,0 +1,114 @@
+"""The course end to end through the real nbgrader: releases in sync with the solutions, stubs
+everywhere a solution was, and for every lab a graded round trip (correct, stubs, planted bug).
+
+These take minutes; they run under pytest-xdist so two labs grade at once."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from aelab.course.mutants import demo_mutant, load_mutants
+from aelab.course.nbgrader_course import Course, correct_submission, release_to_notebooks
+from aelab.course.source import NOTEBOOKS, ROOT, course_config, labs, read_source
+
+LABS = labs()
+LAB_IDS = [lab.lab_id for lab in LABS]
+pytestmark = pytest.mark.slow
+
+
+def test_committed_notebooks_equal_a_fresh_release(tmp_path):
+    fresh = tmp_path / "notebooks"
+    release_to_notebooks(Course(tmp_path / "course"), LABS, fresh)
+    committed = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    assert committed == sorted(p.name for p in fresh.glob("*.ipynb")), "notebooks/ and solutions/ hold different labs"
+    for name in committed:
+        assert (NOTEBOOKS / name).read_text() == (fresh / name).read_text(), (
+            f"notebooks/{name} is out of date with solutions/: run `make release` and commit the result")
+
+
+@pytest.mark.parametrize("lab_id", LAB_IDS)
+def test_release_has_stubs_and_no_hidden_tests(lab_id):
+    released = nbformat.read(NOTEBOOKS / f"{lab_id}.ipynb", as_version=4)
+    source = read_source(next(lab for lab in LABS if lab.lab_id == lab_id))
+    text = json.dumps(released)
+    for marker in ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "BEGIN SOLUTION", "END SOLUTION"):
+        assert marker not in text, f"{lab_id}: the release contains {marker!r}"
+    by_id = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in released.cells}
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            stub = by_id[meta["grade_id"]].source
+            expected = "raise NotImplementedError()" if cell.cell_type == "code" else "YOUR ANSWER HERE"
+            assert expected in stub, f"{lab_id}: no stub in answer cell {meta['grade_id']}"
+    for cell in released.cells:
+        assert cell.cell_type != "code" or (not cell.outputs and cell.execution_count is None), \
+            f"{lab_id}: committed with outputs"
+    assert released.metadata["kernelspec"]["name"] == "python3"
+    assert course_config()["repo_url"] in by_id["setup"].source
+
+
+def test_readme_badges_point_at_the_released_notebooks():
+    config = course_config()
+    readme = (ROOT / "README.md").read_text()
+    slug = re.sub(r"^https://github.com/", "", config["repo_url"]).rstrip("/")
+    for lab_id in LAB_IDS:
+        badge = f"https://colab.research.google.com/github/{slug}/blob/{config['branch']}/notebooks/{lab_id}.ipynb"
+        assert badge in readme, f"README lacks the Colab badge of {lab_id}: {badge}"
+
+
+def test_every_mutant_still_applies():
+    for lab in LABS:
+        mutants = load_mutants(lab)
+        assert sum(m.demo for m in mutants) == 1, f"{lab.lab_id}: exactly one mutant needs demo = true"
+        source = read_source(lab)
+        for mutant in mutants:
+            mutant.apply(source)  # raises MutantError when the solution has drifted
+
+
+@pytest.mark.parametrize("lab_id", LAB_IDS)
+def test_round_trip(lab_id, tmp_path):
+    """Grade three submissions through nbgrader autograde, feedback and export.
+
+    The correct submission runs the whole reference solution at the quick budget with the
+    hidden tests put back by nbgrader, so this is also the test that every solution notebook
+    passes every test.
+    """
+    lab = next(lab for lab in LABS if lab.lab_id == lab_id)
+    course = Course(tmp_path / "course")
+    released_path = course.release(lab)
+    released = nbformat.read(released_path, as_version=4)
+    correct = correct_submission(released, course.source_notebook(lab))
+    mutant = demo_mutant(lab)
+    submissions = {"correct": correct, "stubs": released, "planted": mutant.apply(correct)}
+    for student, nb in submissions.items():
+        path = tmp_path / f"{student}.ipynb"
+        nbformat.write(nb, path)
+        course.submit(student, lab, path)
+    course.autograde(lab)
+    course.feedback(lab)
+    grades = course.export(tmp_path / "grades.csv").read_text()
+
+    correct_scores = course.test_scores(lab, "correct")
+    assert correct_scores, "no grades recorded"
+    lost = {name: s for name, s in correct_scores.items() if s[0] < s[1]}
+    assert not lost, f"the reference solution lost points in {lost}; see {tmp_path}/course/autograded"
+
+    stub_scores = course.test_scores(lab, "stubs")
+    earned = {name: s for name, s in stub_scores.items() if s[0] > 0}
+    assert not earned, f"tests that pass on the untouched release: {earned}"
+
+    planted = course.test_scores(lab, "planted")
+    for target in mutant.targets:
+        assert planted[target][0] < planted[target][1], (
+            f"the planted bug {mutant.name!r} ({mutant.description}) did not lose the points of {target}")
+
+    assert grades.count(lab_id) == 3, grades
+    for student in submissions:
+        feedback = course.root / "feedback" / student / lab_id / f"{lab_id}.html"
+        assert feedback.is_file(), f"no feedback for {student}"
+        assert "BEGIN HIDDEN TESTS" not in feedback.read_text()

@@ -1,0 +1,85 @@
+"""The lab-source format (solutions/*.py) and what it turns into."""
+
+import pytest
+
+from aelab.course.source import Lab, SourceError, course_config, labs, read_source
+
+
+def write_lab(tmp_path, text, name="lab09_demo"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    return Lab(name, path)
+
+
+GOOD = '''\
+# %% [markdown]
+# # Title
+#
+# text
+
+# %% setup
+
+# %% solution id=f
+def f(x: int) -> int:
+    """Doubles x."""
+    ### BEGIN SOLUTION
+    return 2 * x
+    ### END SOLUTION
+
+# %% test id=test_f points=2
+assert f(2) == 4
+
+# %% [markdown] answer id=words points=3
+# An answer.
+
+# %%
+print("plain")
+'''
+
+
+def test_cells_get_nbgrader_metadata(tmp_path):
+    nb = read_source(write_lab(tmp_path, GOOD))
+    kinds = [(c.cell_type, c.metadata.get("nbgrader", {}).get("grade_id")) for c in nb.cells]
+    assert kinds == [("markdown", None), ("code", "setup"), ("code", "f"), ("code", "test_f"),
+                     ("markdown", "words"), ("code", None)]
+    meta = {c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"] for c in nb.cells if "nbgrader" in c.metadata}
+    assert meta["setup"]["locked"] and not meta["setup"]["grade"]
+    assert meta["f"]["solution"] and not meta["f"]["grade"]
+    assert meta["test_f"]["grade"] and meta["test_f"]["locked"] and meta["test_f"]["points"] == 2
+    assert meta["words"]["grade"] and meta["words"]["solution"] and meta["words"]["points"] == 3
+    assert nb.cells[0].source == "# Title\n\ntext"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_setup_cell_installs_from_the_configured_repo_without_touching_torch(tmp_path):
+    setup = read_source(write_lab(tmp_path, GOOD)).cells[1].source
+    config = course_config()
+    assert f"git+{config['repo_url']}@{config['branch']}" in setup
+    assert "--no-deps" in setup and "google.colab" in setup
+    assert "torch" not in setup.replace("torch or torchvision", "")  # only mentioned in the comment
+
+
+@pytest.mark.parametrize("text, message", [
+    ("# %% setup\n# %% solution\nx = 1\n", "needs id="),
+    ("# %% setup\n# %% test id=t\nx = 1\n", "needs points="),
+    ("# %% setup\n# %% solution id=s\nx = 1\n", "BEGIN SOLUTION"),
+    ("# %% setup\n# %% frobnicate id=s\n", "unknown cell kind"),
+    ("# %% setup\n# %% [markdown]\nnot a comment\n", "must start with '# '"),
+    ("x = 1\n# %% setup\n", "before the first"),
+    ("# %%\nx = 1\n", "needs a '# %% setup' cell"),
+    ("# %% setup\n# %% readonly id=a\n# %% readonly id=a\n", "used twice"),
+])
+def test_malformed_sources_name_file_and_line(tmp_path, text, message):
+    with pytest.raises(SourceError, match=message) as info:
+        read_source(write_lab(tmp_path, text))
+    assert "lab09_demo.py" in str(info.value)
+
+
+def test_every_lab_source_parses():
+    found = labs()
+    assert [lab.lab_id[:5] for lab in found][:2] == ["lab01", "lab02"]
+    for lab in found:
+        nb = read_source(lab)
+        assert any(c.metadata.get("nbgrader", {}).get("grade") for c in nb.cells), lab.lab_id
+    with pytest.raises(SourceError, match="no lab called"):
+        labs(["lab99"])
