@@ -5,6 +5,8 @@
 #   make solutions    execute every reference notebook at the full budget (QUICK=1: the quick one)
 #   make autograde    grade SUBMISSIONS=<folder> holding <student>/<lab>.ipynb
 #   make demo         the whole instructor round trip on example submissions
+#   make mutants      grade every planted student bug; writes build/mutants.csv
+#   make calibrate    measure every test threshold over 5 seeds; writes build/calibration.csv
 # LABS="lab01 lab02" restricts release/solutions/autograde/demo to some labs.
 
 PYTHON ?= python3
@@ -17,7 +19,7 @@ LABS ?=
 SUBMISSIONS ?= submissions
 PYTEST_ARGS ?=
 
-.PHONY: setup test release solutions autograde demo clean
+.PHONY: setup test release solutions autograde demo mutants calibrate clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,12 @@ autograde: setup
 
 demo: setup
 	$(PY) -m aelab.course demo $(LABS)
+
+mutants: setup
+	$(PY) -m aelab.course mutants $(LABS)
+
+calibrate: setup
+	$(PY) -m aelab.course calibrate $(LABS)
 
 clean:
 	rm -rf build

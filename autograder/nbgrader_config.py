@@ -1,10 +1,10 @@
 # nbgrader settings of the aelab course. aelab writes a two-line nbgrader_config.py into each
 # course folder it drives (under build/) that loads this file and sets the course root.
-from nbconvert.preprocessors import ClearMetadataPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern, LimitOutput,
-                                    SaveAutoGrades)
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
 
-from aelab.course.preprocessors import StderrToStdout
+from aelab.course.preprocessors import ShortTracebacksInHiddenTests, StderrToStdout
 
 c = get_config()  # noqa: F821
 
@@ -33,5 +33,6 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Feedback shows what students need and no more.
+# Feedback shows what students need and no more: the hidden tests' messages, not their source.
 c.LimitOutput.max_lines = 200
+c.GenerateFeedback.preprocessors = [GetGrades, ShortTracebacksInHiddenTests, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -231,6 +231,7 @@ plt.show()
 print(f"linear AE test MSE {linear_mse:.4f} vs PCA {pca_mse_k:.4f}; "
       f"median angle {angles.median():.1f}°, largest {angles.max():.1f}°")
 aelab.record("lab01", "linear_ae_test_mse_k32", linear_mse)
+aelab.record("lab01", "linear_ae_mse_ratio_to_pca", linear_mse / pca_mse_k)
 aelab.record("lab01", "linear_ae_angle_median_deg", float(angles.median()))
 aelab.record("lab01", "linear_ae_angle_max_deg", float(angles.max()))
 
@@ -241,11 +242,12 @@ aelab.record("lab01", "linear_ae_angle_max_deg", float(angles.max()))
 # the *edge* of the subspace is poorly determined, and gradient descent drifts along it slowly.
 
 # %% test id=test_linear_matches_pca points=3
-# Thresholds measured on the reference at the quick budget over 5 seeds (calibration.csv):
-# the test MSE ratio to PCA is at most 1.025 and the median angle at most 2.5 degrees.
-checks.less(linear_mse / pca_mse_k, 1.10, "linear AE test MSE / PCA test MSE",
+# Thresholds from the reference at the quick budget over seeds 0-4 (autograder/thresholds.toml):
+# worst MSE ratio to PCA 1.032 (threshold 1.08, margin 0.048); worst median angle 2.2 degrees
+# (threshold 5, margin 2.8). The full budget only brings both closer to PCA.
+checks.less(linear_mse / pca_mse_k, 1.08, "linear AE test MSE / PCA test MSE",
             hint="train the linear autoencoder as given; it should get within a few percent of PCA")
-checks.less(float(angles.median()), 8.0, "median principal angle (degrees)",
+checks.less(float(angles.median()), 5.0, "median principal angle (degrees)",
             hint="the decoder's columns should span the top principal directions")
 checks.passed("linear autoencoder vs PCA")
 
@@ -310,13 +312,14 @@ with torch.no_grad():
     aelab.show_images({"original": X_test[:10], "PCA k=4": pca_reconstruct(X_test[:10], mean, components, 4)},
                       title="PCA at k=4")
 aelab.record("lab01", "nonlinear_ae_test_mse_k4", nonlinear_mse[4])
+aelab.record("lab01", "nonlinear_ae_mse_ratio_to_pca_k4", nonlinear_mse[4] / pca_test_mse[3])
 aelab.record("lab01", "pca_test_mse_k4", pca_test_mse[3])
 aelab.record("lab01", "nonlinear_ae_test_mse_k32", nonlinear_mse[K])
 
 # %% test id=test_nonlinear_beats_pca points=2
-# At k=4 the nonlinear AE's test MSE is well under PCA's (measured ratio at most 0.80 over
-# 5 seeds at the quick budget; PCA's is 0.047).
-checks.less(nonlinear_mse[4] / pca_test_mse[3], 0.92, "nonlinear AE / PCA test MSE at k=4",
+# At k=4 the nonlinear AE's test MSE is well under PCA's 0.048: the worst ratio over seeds 0-4
+# at the quick budget is 0.741 (threshold 0.85, margin 0.11).
+checks.less(nonlinear_mse[4] / pca_test_mse[3], 0.85, "nonlinear AE / PCA test MSE at k=4",
             hint="check the activations and the sigmoid at the output")
 checks.passed("nonlinear autoencoder at small k")
 

@@ -225,11 +225,11 @@ print(f"test MSE after {EPOCHS} epochs: {test_mse:.4f} ({history.seconds:.0f} s)
 aelab.record("lab02", "classic_ae_test_mse", test_mse)
 
 # %% test id=test_training points=3
-# Measured on the reference at the quick budget over 5 seeds: test MSE at most 0.0262
-# (margin: the threshold is 15% above the worst seed), and the loss always fell.
+# Reference at the quick budget over seeds 0-4: worst test MSE 0.0176 (threshold 0.022, margin
+# 0.0044 or 25%), and the validation loss fell in every run.
 checks.less(history.val_loss[-1], history.val_loss[0] + 1e-9, "last validation loss vs first",
             hint="the validation loss should fall during training")
-checks.less(test_mse, 0.030, "test MSE after quick training",
+checks.less(test_mse, 0.022, "test MSE after quick training",
             hint="check the loss (MSE against the inputs) and the optimizer steps")
 checks.passed("training")
 
@@ -335,11 +335,11 @@ for name, value in svd_quality.items():
     aelab.record("lab02", f"svd_{name}", value)
 
 # %% test id=test_latent_quality points=2
-# Measured on the reference at the quick budget over 5 seeds: NMI at least 0.43 and kNN
-# accuracy at least 0.93; the thresholds leave a margin of about 0.08 and 0.04.
-checks.greater(ae_quality["nmi"], 0.35, "k-means NMI of the autoencoder latents",
+# Reference at the quick budget over seeds 0-4: worst NMI 0.467 (threshold 0.40, margin 0.067)
+# and worst kNN accuracy 0.931 (threshold 0.90, margin 0.031).
+checks.greater(ae_quality["nmi"], 0.40, "k-means NMI of the autoencoder latents",
                hint="the digits should form clusters in the latent space")
-checks.greater(ae_quality["knn_accuracy"], 0.89, "5-NN accuracy on the autoencoder latents")
+checks.greater(ae_quality["knn_accuracy"], 0.90, "5-NN accuracy on the autoencoder latents")
 checks.passed("latent quality")
 
 # %% [markdown]

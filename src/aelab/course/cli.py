@@ -3,6 +3,8 @@
     release     regenerate notebooks/ from solutions/ through nbgrader
     solutions   execute every reference notebook, write executed copies and build/metrics.csv
     autograde   grade a folder of submissions: SUBMISSIONS/<student>/<lab>.ipynb
+    calibrate   run the reference over seeds 0-4, write each threshold's worst-case margin
+    mutants     grade every planted student bug (autograder/mutants/) and write build/mutants.csv
     demo        the whole round trip on bundled example submissions
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import nbformat
 
 from ..plots import show_table
-from .mutants import demo_mutant
+from .mutants import Mutant, demo_mutant, load_mutants
 from .grader import Grader, Submission
 from .nbgrader_course import Course, CourseError, correct_submission, release_to_notebooks, write_csv
 from .source import NOTEBOOKS, ROOT, Lab, SourceError, labs, read_source
@@ -191,6 +193,100 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mutants(args: argparse.Namespace) -> int:
+    """Grade every planted bug through the real pipeline; write build/mutants.csv."""
+    out = BUILD / "mutants"
+    if not args.resume:
+        shutil.rmtree(out, ignore_errors=True)
+    chosen = labs(args.labs)
+    scratch = Course(out / "scratch")
+    folder = out / "submissions"
+    expected: dict[tuple[str, str], Mutant] = {}
+    for lab in chosen:
+        scratch.release(lab)
+        correct = correct_submission(scratch.released_notebook(lab), scratch.source_notebook(lab))
+        mutants = load_mutants(lab)
+        if args.only:
+            mutants = [m for m in mutants if m.name in args.only]
+        for student, nb in [("reference", correct)] + [(f"mutant-{m.name}", m.apply(correct)) for m in mutants]:
+            (folder / student).mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, folder / student / f"{lab.lab_id}.ipynb")
+        expected.update({(lab.lab_id, f"mutant-{m.name}"): m for m in mutants})
+    subs, _ = find_submissions(folder, chosen)
+    grader = Grader(out / "course", workers=args.workers)
+    start = time.perf_counter()
+    outcomes = {(o.submission.lab.lab_id, o.submission.student): o for o in grader.run(subs, desc="mutants")}
+    rows = []
+    for (lab_id, student), mutant in sorted(expected.items()):
+        lab = next(lab for lab in chosen if lab.lab_id == lab_id)
+        reference = grader.course.test_scores(lab, "reference")
+        scores = grader.course.test_scores(lab, student)
+        outcome = outcomes[(lab_id, student)]
+        if not outcome.ok:
+            failed, lost = ["(not graded: " + outcome.reason + ")"], sum(m for _, m in reference.values())
+        else:
+            failed = [t for t, (got, top) in scores.items() if got < top]
+            lost = sum(reference[t][0] - scores.get(t, (0.0, 0.0))[0] for t in reference)
+        rows.append({"lab": lab_id, "mutant": mutant.name, "description": mutant.description,
+                     "targets": " ".join(mutant.targets), "failed tests": " ".join(failed) or "-",
+                     "points lost": round(lost, 2), "killed": lost > 0,
+                     "targets hit": all(t in failed for t in mutant.targets)})
+    write_csv(BUILD / "mutants.csv", rows)
+    show_table([{k: r[k] for k in ("lab", "mutant", "points lost", "killed", "targets hit", "failed tests")}
+                for r in rows], title="mutants")
+    killed = sum(r["killed"] for r in rows)
+    print(f"\nkill rate: {killed}/{len(rows)} mutants lost points "
+          f"({time.perf_counter() - start:.0f} s); table in {BUILD / 'mutants.csv'}")
+    survivors = [r for r in rows if not r["killed"] or not r["targets hit"]]
+    for r in survivors:
+        print(f"  SURVIVOR or missed target: {r['lab']}/{r['mutant']}: failed {r['failed tests']}")
+    return 1 if survivors else 0
+
+
+def load_thresholds() -> list[dict]:
+    import tomllib
+
+    with (ROOT / "autograder" / "thresholds.toml").open("rb") as f:
+        return tomllib.load(f)["threshold"]
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Run the reference at the quick budget over several seeds; write build/calibration.csv."""
+    import csv
+
+    chosen = labs(args.labs)
+    runs = BUILD / "calibration"
+    status = 0
+    values: dict[tuple[str, str], list[float]] = {}
+    for seed in range(args.seeds):
+        metrics = runs / f"seed{seed}.csv"
+        if not (args.resume and metrics.exists()):
+            ns = argparse.Namespace(quick=True, labs=[lab.lab_id for lab in chosen], seed=seed, metrics=str(metrics))
+            status |= cmd_solutions(ns)  # nonzero if the reference failed any test at this seed
+        for row in csv.DictReader(metrics.open()):
+            values.setdefault((row["lab"], row["metric"]), []).append(float(row["value"]))
+    rows = []
+    for t in load_thresholds():
+        if t["lab"] not in {lab.lab_id for lab in chosen}:
+            continue
+        seen = values.get((t["lab"][:5], t["metric"]), [])
+        if not seen:
+            rows.append({"lab": t["lab"], "test": t["test"], "metric": t["metric"], "bound": t["bound"],
+                         "threshold": t["value"], "seeds": 0, "worst": "not recorded", "margin": "",
+                         "relative margin": ""})
+            status = 1
+            continue
+        worst = max(seen) if t["bound"] == "max" else min(seen)
+        margin = (t["value"] - worst) if t["bound"] == "max" else (worst - t["value"])
+        rows.append({"lab": t["lab"], "test": t["test"], "metric": t["metric"], "bound": t["bound"],
+                     "threshold": t["value"], "seeds": len(seen), "worst": round(worst, 6),
+                     "margin": round(margin, 6), "relative margin": round(margin / abs(t["value"]), 4)})
+        status |= margin <= 0
+    write_csv(BUILD / "calibration.csv", rows)
+    show_table(rows, title=f"calibration over seeds 0-{args.seeds - 1}, quick budget")
+    return int(bool(status))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aelab.course", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -211,6 +307,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(BUILD / "autograde"))
     p.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: the cores)")
     p.set_defaults(func=cmd_autograde)
+    p = sub.add_parser("mutants", help="grade every planted bug; write build/mutants.csv")
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--only", nargs="*", help="only these mutant names")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--resume", action="store_true", help="keep what an interrupted run already graded")
+    p.set_defaults(func=cmd_mutants)
+    p = sub.add_parser("calibrate", help="measure every threshold over seeds; write build/calibration.csv")
+    p.add_argument("labs", nargs="*")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--resume", action="store_true", help="reuse seeds already run")
+    p.set_defaults(func=cmd_calibrate)
     p = sub.add_parser("demo", help="the instructor round trip on example submissions")
     p.add_argument("labs", nargs="*")
     p.set_defaults(func=cmd_demo)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbconvert.preprocessors import Preprocessor
+from nbgrader.preprocessors import NbGraderPreprocessor as Preprocessor  # enabled by default, unlike nbconvert's
 
 
 class StderrToStdout(Preprocessor):
@@ -19,4 +19,22 @@ class StderrToStdout(Preprocessor):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "stream" and output.get("name") == "stderr":
                     output["name"] = "stdout"
+        return cell, resources
+
+
+class ShortTracebacksInHiddenTests(Preprocessor):
+    """Cut the tracebacks of test cells that hold hidden tests down to the error's message.
+
+    nbgrader's feedback shows the hidden tests' source, and an IPython traceback quotes the lines
+    around the failing one. Run before ClearHiddenTests, this leaves the student the check's
+    message (written for them: expected, got, hint) and nothing of the hidden code.
+    """
+
+    marker = "BEGIN HIDDEN TESTS"
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and self.marker in cell.source:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
