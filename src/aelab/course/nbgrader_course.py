@@ -4,7 +4,9 @@ feedback and export, in a course folder under build/."""
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,6 +47,26 @@ def grading_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+MEMORY_ENV = "AELAB_MEMORY_LIMIT_GB"
+
+
+@functools.cache
+def network_isolation() -> list[str]:
+    """The command prefix that runs grading without network (`unshare --net`), where the system
+    allows it; otherwise nothing, and grading runs with the machine's network."""
+    if shutil.which("unshare") and subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0:
+        return ["unshare", "--net"]
+    return []
+
+
+def _limit_memory() -> None:
+    """Cap the address space of nbgrader and the kernels it starts (a memory bomb then fails
+    with MemoryError in the student's cell instead of taking the machine down)."""
+    gigabytes = float(os.environ.get(MEMORY_ENV, "8"))
+    limit = int(gigabytes * 1024**3)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 @dataclass
 class Course:
     """An nbgrader course folder: source/, release/, submitted/, autograded/, feedback/, gradebook.db."""
@@ -73,10 +95,15 @@ class Course:
     def db_url(self) -> str:
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
-    def nbgrader(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def nbgrader(self, *args: str, check: bool = True, sandbox: bool = False) -> subprocess.CompletedProcess:
+        """Run an nbgrader command on this course. `sandbox` (for autograding student code) adds
+        a memory cap and, where the system allows, no network; kernels talk over IPC sockets."""
         cmd = [sys.executable, "-m", "nbgrader", *args]
+        if sandbox:
+            cmd = network_isolation() + cmd
         # nbgrader reads nbgrader_config.py from its working directory only.
-        proc = subprocess.run(cmd, cwd=self.config_dir, env=grading_env(self.env), capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=self.config_dir, env=grading_env(self.env), capture_output=True, text=True,
+                              preexec_fn=_limit_memory if sandbox else None)
         if check and proc.returncode != 0:
             raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
                               f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -116,7 +143,7 @@ class Course:
         args = ["autograde", lab.lab_id, "--force"]
         if student:
             args += ["--student", student]
-        return self.nbgrader(*args)
+        return self.nbgrader(*args, sandbox=True)
 
     def feedback(self, lab: Lab, student: str | None = None) -> None:
         args = ["generate_feedback", lab.lab_id, "--force"]
