@@ -13,6 +13,7 @@ import nbformat
 import pytest
 
 from aelab.course.mutants import demo_mutant, load_mutants
+from aelab.course.grader import Grader, Submission
 from aelab.course.nbgrader_course import Course, correct_submission, release_to_notebooks
 from aelab.course.source import NOTEBOOKS, ROOT, course_config, labs, read_source
 
@@ -72,25 +73,28 @@ def test_every_mutant_still_applies():
 
 @pytest.mark.parametrize("lab_id", LAB_IDS)
 def test_round_trip(lab_id, tmp_path):
-    """Grade three submissions through nbgrader autograde, feedback and export.
+    """Grade three submissions with the course's grader (nbgrader autograde per submission,
+    then one gradebook), feedback and export; then check a rerun keeps finished grades.
 
     The correct submission runs the whole reference solution at the quick budget with the
     hidden tests put back by nbgrader, so this is also the test that every solution notebook
     passes every test.
     """
     lab = next(lab for lab in LABS if lab.lab_id == lab_id)
-    course = Course(tmp_path / "course")
-    released_path = course.release(lab)
-    released = nbformat.read(released_path, as_version=4)
-    correct = correct_submission(released, course.source_notebook(lab))
+    scratch = Course(tmp_path / "scratch")
+    released = nbformat.read(scratch.release(lab), as_version=4)
+    correct = correct_submission(released, scratch.source_notebook(lab))
     mutant = demo_mutant(lab)
-    submissions = {"correct": correct, "stubs": released, "planted": mutant.apply(correct)}
-    for student, nb in submissions.items():
-        path = tmp_path / f"{student}.ipynb"
+    subs = []
+    for student, nb in {"correct": correct, "stubs": released, "planted": mutant.apply(correct)}.items():
+        path = tmp_path / "submissions" / student / f"{lab_id}.ipynb"
+        path.parent.mkdir(parents=True)
         nbformat.write(nb, path)
-        course.submit(student, lab, path)
-    course.autograde(lab)
-    course.feedback(lab)
+        subs.append(Submission(student, lab, path))
+    grader = Grader(tmp_path / "course", workers=1)  # xdist already grades two labs at once
+    outcomes = grader.run(subs)
+    assert all(o.ok for o in outcomes), [o.reason for o in outcomes if not o.ok]
+    course = grader.course
     grades = course.export(tmp_path / "grades.csv").read_text()
 
     correct_scores = course.test_scores(lab, "correct")
@@ -108,7 +112,12 @@ def test_round_trip(lab_id, tmp_path):
             f"the planted bug {mutant.name!r} ({mutant.description}) did not lose the points of {target}")
 
     assert grades.count(lab_id) == 3, grades
-    for student in submissions:
+    for student in ("correct", "stubs", "planted"):
         feedback = course.root / "feedback" / student / lab_id / f"{lab_id}.html"
         assert feedback.is_file(), f"no feedback for {student}"
         assert "BEGIN HIDDEN TESTS" not in feedback.read_text()
+
+    # An interrupted or repeated run keeps what was finished and grades nothing again.
+    again = Grader(tmp_path / "course", workers=1).run(subs)
+    assert all(o.resumed for o in again)
+    assert course.test_scores(lab, "correct") == correct_scores
