@@ -17,6 +17,7 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 LABS ?=
 SUBMISSIONS ?= submissions
+GRADE_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: setup test release solutions autograde demo mutants calibrate clean
@@ -39,7 +40,7 @@ solutions: setup
 	$(PY) -m aelab.course solutions $(if $(QUICK),--quick) $(LABS)
 
 autograde: setup
-	$(PY) -m aelab.course autograde $(SUBMISSIONS) $(LABS)
+	$(PY) -m aelab.course autograde $(SUBMISSIONS) $(LABS) $(GRADE_ARGS)
 
 demo: setup
 	$(PY) -m aelab.course demo $(LABS)

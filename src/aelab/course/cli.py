@@ -126,7 +126,8 @@ def grade_table(course: Course, chosen: list[Lab], outcomes: list | None = None)
 
 
 def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export: Path,
-                workers: int | None = None) -> list[dict]:
+                workers: int | None = None, shard: tuple[int, int] | None = None,
+                ingest_only: bool = False) -> list[dict]:
     """Grade SUBMISSIONS/<student>/<lab>.ipynb in parallel; feedback, export and a grade table."""
     grader = Grader(course_root, workers=workers)
     subs, skipped = find_submissions(submissions, chosen)
@@ -134,7 +135,12 @@ def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export:
         print(f"skipped {line}")
     print(f"grading {len(subs)} submission(s) with {grader.workers} worker(s) ...", flush=True)
     start = time.perf_counter()
-    outcomes = grader.run(subs)
+    outcomes = grader.run(subs, shard=shard, execute=not ingest_only, ingest=shard is None)
+    if shard is not None:
+        done = sum(o.ok for o in outcomes)
+        print(f"shard {shard[0]}/{shard[1]}: {done} of {len(outcomes)} submission(s) graded; "
+              "run again with --ingest-only on one machine to build the gradebook and export")
+        return []
     elapsed = time.perf_counter() - start
     for outcome in outcomes:
         if not outcome.ok:
@@ -162,7 +168,17 @@ def cmd_autograde(args: argparse.Namespace) -> int:
               f"SUBMISSIONS/<student>/<lab>.ipynb", file=sys.stderr)
         return 2
     out = Path(args.out).resolve()
-    grade_class(out / "course", submissions, labs(args.labs), out / "grades.csv", workers=args.workers)
+    shard = None
+    if args.shard:
+        try:
+            index, count = (int(x) for x in args.shard.split("/"))
+            assert 0 <= index < count
+        except (ValueError, AssertionError):
+            print(f"error: --shard takes I/N with 0 <= I < N, got {args.shard!r}", file=sys.stderr)
+            return 2
+        shard = (index, count)
+    grade_class(out / "course", submissions, labs(args.labs), out / "grades.csv", workers=args.workers,
+                shard=shard, ingest_only=args.ingest_only)
     return 0
 
 
@@ -306,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("labs", nargs="*")
     p.add_argument("--out", default=str(BUILD / "autograde"))
     p.add_argument("--workers", type=int, default=None, help="submissions graded at once (default: the cores)")
+    p.add_argument("--shard", help="I/N: grade only every N-th submission from the I-th (one machine of N)")
+    p.add_argument("--ingest-only", action="store_true", help="grade nothing; gather the finished shards")
     p.set_defaults(func=cmd_autograde)
     p = sub.add_parser("mutants", help="grade every planted bug; write build/mutants.csv")
     p.add_argument("labs", nargs="*")

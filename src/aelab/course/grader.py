@@ -128,7 +128,17 @@ class Grader:
         ingest.autograde(lab)
         self.course.feedback(lab)
 
-    def run(self, subs: list[Submission], *, desc: str = "grading") -> list[Outcome]:
+    def run(self, subs: list[Submission], *, desc: str = "grading", shard: tuple[int, int] | None = None,
+            execute: bool = True, ingest: bool = True) -> list[Outcome]:
+        """Grade `subs`, then ingest every finished one into the class gradebook.
+
+        Across machines: each runs `execute` only on its `shard` (i, n) of the submissions (say,
+        as a Slurm array task) into a shared build folder; one run with `execute=False` then
+        ingests them all.
+        """
+        if shard is not None:
+            index, count = shard
+            subs = [sub for i, sub in enumerate(subs) if i % count == index]
         for lab in {s.lab.lab_id: s.lab for s in subs}.values():
             self.template(lab)
         outcomes: list[Outcome] = []
@@ -136,8 +146,10 @@ class Grader:
         for sub in subs:
             if self.finished(sub):
                 outcomes.append(Outcome(sub, True, 0.0, resumed=True))
-            else:
+            elif execute:
                 todo.append(sub)
+            else:
+                outcomes.append(Outcome(sub, False, 0.0, reason="not graded yet (no finished shard)"))
         bar = progress_bar(len(subs), desc)
         bar.update(len(outcomes))
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
@@ -146,6 +158,8 @@ class Grader:
                 outcomes.append(future.result())
                 bar.update(1)
         bar.close()
+        if not ingest:
+            return outcomes
         for lab in {s.lab.lab_id: s.lab for s in subs}.values():
             graded = [o.submission for o in outcomes if o.ok and o.submission.lab.lab_id == lab.lab_id]
             if graded:
