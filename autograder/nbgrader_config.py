@@ -4,8 +4,9 @@ import os
 import tempfile
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, Execute, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, DeduplicateIds,
+                                    Execute, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
 from aelab.course.preprocessors import ShortTracebacksInHiddenTests, StderrToStdout
 
@@ -40,6 +41,14 @@ c.Autograde.autograde_preprocessors = [
     AssignLatePenalties,
     CheckCellMetadata,
 ]
+
+# aelab's grader runs each submission in a course folder of its own, then gathers the executed
+# notebooks into the class course with AELAB_GRADING_PHASE=ingest: restore the locked cells
+# again and score the outputs already there, executing nothing (src/aelab/course/grader.py).
+if os.environ.get("AELAB_GRADING_PHASE") == "ingest":
+    c.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
+    c.Autograde.autograde_preprocessors = [StderrToStdout, IgnorePattern, LimitOutput, SaveAutoGrades,
+                                           AssignLatePenalties, CheckCellMetadata]
 
 # Feedback shows what students need and no more: the hidden tests' messages, not their source.
 c.LimitOutput.max_lines = 200

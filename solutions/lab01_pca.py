@@ -123,7 +123,7 @@ checks.close(explained_variance_ratio(sv_s, 2), float((s_ref[:2] ** 2).sum() / (
              "explained_variance_ratio(k=2)", atol=1e-6)
 # Wide data (N < D): R = N components.
 _, comps_w, sv_w = fit_pca(torch.randn(4, 9, generator=gen))
-checks.tensor(comps_w, "components for N < D", shape=(9, 4))
+_ = checks.tensor(comps_w, "components for N < D", shape=(9, 4))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -203,7 +203,7 @@ with torch.no_grad():
     rhs = lin(a + b)[0] + lin(torch.zeros(5, 12))[0]
 checks.close(lhs, rhs, "affinity of the linear autoencoder", atol=1e-4, hint="use no activation function")
 checks.tensor(lin.decoder.weight, "decoder.weight", shape=(12, 4))
-checks.tensor(lin(a)[1], "latent of a (5, 12) batch", shape=(5, 4))
+_ = checks.tensor(lin(a)[1], "latent of a (5, 12) batch", shape=(5, 4))
 ### END HIDDEN TESTS
 
 # %% [markdown]

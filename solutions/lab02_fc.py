@@ -276,7 +276,7 @@ var = P.var(0)
 checks.greater(float(var.sum() / Z_toy.var(0).sum()), 0.99, "variance kept by the projection",
                hint="use the top two right singular vectors of the centred data")
 checks.greater(float(var[0]), float(var[1]), "variance of the first projected axis vs the second")
-checks.tensor(top2_projection(torch.randn(7, 32, generator=gen)), "top2_projection of (7, 32)", shape=(7, 2))
+_ = checks.tensor(top2_projection(torch.randn(7, 32, generator=gen)), "top2_projection of (7, 32)", shape=(7, 2))
 ### END HIDDEN TESTS
 
 # %%

@@ -103,3 +103,11 @@ def test_every_calibrated_threshold_is_the_one_its_test_cell_applies():
         code = "\n".join(line.split("#")[0] for line in cells[t["test"]].splitlines())  # not the comments
         numbers = {float(n) for n in re.findall(r"(?<![\w.])\d+\.\d+|(?<![\w.])\d+(?![\w.])", code)}
         assert t["value"] in numbers, f"{t['lab']}/{t['test']} does not apply the threshold {t['value']} ({t['metric']})"
+
+
+def test_a_test_cell_may_not_end_with_a_value(tmp_path):
+    text = "# %% setup\n# %% test id=t points=1\nfrom aelab import checks\nchecks.less(0.1, 0.2, 'x')\n"
+    with pytest.raises(SourceError, match="score"):
+        read_source(write_lab(tmp_path, text))
+    ok = text + "checks.passed('x')\n"
+    read_source(write_lab(tmp_path, ok))

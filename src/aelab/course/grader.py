@@ -27,18 +27,6 @@ from ..training import progress_bar
 from .nbgrader_course import Course, CourseError
 from .source import Lab
 
-# The ingest step: restore locked cells, then score the outputs already there. No ClearOutput,
-# no Execute.
-INGEST_CONFIG = """
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, DeduplicateIds, IgnorePattern,
-                                    LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
-from aelab.course.preprocessors import StderrToStdout
-c.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-c.Autograde.autograde_preprocessors = [StderrToStdout, IgnorePattern, LimitOutput, SaveAutoGrades,
-                                       AssignLatePenalties, CheckCellMetadata]
-"""
-
-
 @dataclass(frozen=True)
 class Submission:
     student: str
@@ -119,9 +107,9 @@ class Grader:
 
     # --- phase 2: one gradebook for the class -------------------------------------------------
     def ingest(self, lab: Lab, subs: list[Submission]) -> None:
-        ingest_root = self.root.parent / f"{self.root.name}-ingest"
-        # The ingest course shares the class gradebook and folders, with execution switched off.
-        ingest = Course(ingest_root, extra_config=INGEST_CONFIG, root_override=self.root)
+        # The same course, with nbgrader told (autograder/nbgrader_config.py) to score the outputs
+        # already there: restore the locked cells, execute nothing.
+        ingest = Course(self.root, env={"AELAB_GRADING_PHASE": "ingest"})
         for sub in subs:
             executed = self._shard(sub) / "autograded" / sub.student / lab.lab_id / f"{lab.lab_id}.ipynb"
             self.course.submit(sub.student, lab, executed)

@@ -73,22 +73,15 @@ class Course:
 
     root: Path
     env: dict[str, str] = field(default_factory=dict)
-    # More nbgrader settings for this folder, and another folder whose course it acts on: the
-    # grader's ingest step runs from a folder of its own on the class course (see grader.py).
-    extra_config: str = ""
-    root_override: Path | None = None
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.config_dir = self.root
-        if self.root_override is not None:
-            self.root = Path(self.root_override).resolve()
-        (self.config_dir / "nbgrader_config.py").write_text(
+        (self.root / "nbgrader_config.py").write_text(
             "# Written by aelab: the course settings live in autograder/nbgrader_config.py.\n"
             "c = get_config()  # noqa: F821\n"
             f"load_subconfig({str(CONFIG)!r})  # noqa: F821\n"
-            f"c.CourseDirectory.root = {str(self.root)!r}\n" + self.extra_config
+            f"c.CourseDirectory.root = {str(self.root)!r}\n"
         )
 
     @property
@@ -101,8 +94,8 @@ class Course:
         cmd = [sys.executable, "-m", "nbgrader", *args]
         if sandbox:
             cmd = network_isolation() + cmd
-        # nbgrader reads nbgrader_config.py from its working directory only.
-        proc = subprocess.run(cmd, cwd=self.config_dir, env=grading_env(self.env), capture_output=True, text=True,
+        # nbgrader reads nbgrader_config.py from its working directory.
+        proc = subprocess.run(cmd, cwd=self.root, env=grading_env(self.env), capture_output=True, text=True,
                               preexec_fn=_limit_memory if sandbox else None)
         if check and proc.returncode != 0:
             raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"

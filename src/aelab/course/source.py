@@ -13,6 +13,7 @@ A source is plain Python, readable and diffable, split into cells by ``# %%`` li
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 import tomllib
@@ -149,6 +150,8 @@ def read_source(lab: Lab) -> nbformat.NotebookNode:
                     raise SourceError(f"{where}: a {kind} cell needs points=N") from None
             if kind == "solution" and "### BEGIN SOLUTION" not in cell.source:
                 raise SourceError(f"{where}: a solution cell needs a ### BEGIN SOLUTION / ### END SOLUTION block")
+            if kind == "test":
+                _check_test_cell_ends_without_a_value(cell.source, where)
             cell.metadata["nbgrader"] = meta
         cell.id = _cell_id(len(cells), options.get("id"))
         cells.append(cell)
@@ -171,6 +174,27 @@ def read_source(lab: Lab) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     return nb
+
+
+# The checks that return what they checked (and so must not end a test cell).
+VALUE_RETURNING_CHECKS = {"less", "greater", "between", "number", "tensor"}
+
+
+def _check_test_cell_ends_without_a_value(source: str, where: str) -> None:
+    """nbgrader takes a number that a test cell's last line evaluates to as the cell's score
+    (partial credit, or a crash when it exceeds the points). `checks.less` and friends return
+    the value they checked, so a test cell must not end with one: end with checks.passed(...)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise SourceError(f"{where}: the test cell does not parse: {exc}") from None
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr):
+        call = last.value.func if isinstance(last.value, ast.Call) else None
+        name = call.attr if isinstance(call, ast.Attribute) else getattr(call, "id", None)
+        if call is None or name in VALUE_RETURNING_CHECKS:
+            raise SourceError(f"{where}: a test cell must not end with an expression that has a value "
+                              "(nbgrader would take it as the score); end it with checks.passed(...)")
 
 
 def _markdown_line(line: str, where: str) -> str:
