@@ -22,6 +22,7 @@
 # %%
 import math
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -51,7 +52,7 @@ y_test = mnist.labels("test")
 #
 # To train through the sampling step we cannot differentiate "draw $z$ from
 # $\mathcal{N}(\mu, \sigma^2)$" directly. The **reparameterization trick** moves the randomness into
-# a fixed noise $\varepsilon \sim \mathcal{N}(0, I)$:
+# a noise $\varepsilon \sim \mathcal{N}(0, I)$ that depends on no parameter:
 #
 # $$z = \mu + \sigma \odot \varepsilon = \mu + \exp(\tfrac12 \log\sigma^2) \odot \varepsilon ,$$
 #
@@ -108,12 +109,13 @@ mu_s = torch.tensor([1.5, -2.0]).expand(n, 2)
 sigma_s = torch.tensor([0.5, 2.0])
 z_s = reparameterize(mu_s, torch.log(sigma_s**2).expand(n, 2))
 checks.tensor(z_s, "z for 100,000 draws", shape=(n, 2))
-checks.close(z_s.mean(0), torch.tensor([1.5, -2.0]), "sample mean of z", atol=5 * 2.0 / math.sqrt(n),
-             hint="z = mu + std * eps with eps ~ N(0, I), e.g. torch.randn_like(mu)")
-checks.close(z_s.std(0)[0], 0.5, "sample std of z (sigma = 0.5)", atol=5 * 0.5 / math.sqrt(2 * n), rtol=0,
-             hint="the standard deviation is exp(0.5 * logvar), not exp(logvar)")
-checks.close(z_s.std(0)[1], 2.0, "sample std of z (sigma = 2)", atol=5 * 2.0 / math.sqrt(2 * n), rtol=0,
-             hint="the standard deviation is exp(0.5 * logvar), not exp(logvar)")
+for column, (mean, sigma) in enumerate(((1.5, 0.5), (-2.0, 2.0))):
+    checks.close(z_s[:, column].mean(), mean, f"sample mean of z (mu = {mean}, sigma = {sigma})",
+                 atol=5 * sigma / math.sqrt(n), rtol=0,
+                 hint="z = mu + std * eps with eps ~ N(0, I), e.g. torch.randn_like(mu)")
+    checks.close(z_s[:, column].std(), sigma, f"sample std of z (mu = {mean}, sigma = {sigma})",
+                 atol=5 * sigma / math.sqrt(2 * n), rtol=0,
+                 hint="the standard deviation is exp(0.5 * logvar), not exp(logvar)")
 checks.passed("reparameterize")
 ### BEGIN HIDDEN TESTS
 # Fresh noise on every call, and the inputs left untouched.
@@ -130,11 +132,11 @@ z_c = reparameterize(torch.zeros(n, 2), torch.zeros(n, 2))
 corr = float(torch.corrcoef(z_c.T)[0, 1])
 checks.between(corr, -5 / math.sqrt(n), 5 / math.sqrt(n), "correlation between two latent dimensions",
                hint="draw independent noise for every entry (torch.randn_like(mu))")
-# Very negative log-variances give z = mu; float64 inputs give a float64 sample.
-checks.close(reparameterize(torch.full((3, 2), 0.7), torch.full((3, 2), -60.0)), torch.full((3, 2), 0.7),
-             "z when logvar = -60", atol=1e-8)
+# Float64 inputs give a float64 sample; very negative log-variances give z = mu.
 checks.tensor(reparameterize(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64)),
               "z for float64 inputs", shape=(2, 3), dtype=torch.float64)
+checks.close(reparameterize(torch.full((3, 2), 0.7), torch.full((3, 2), -60.0)), torch.full((3, 2), 0.7),
+             "z when logvar = -60", atol=1e-8)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -195,7 +197,8 @@ class VAE(nn.Module):
 
 # %% test id=test_vae_model points=3
 for batch, latent in ((1, 2), (5, 20), (64, 8)):
-    out = VAE(latent)(torch.rand(batch, 784))
+    with torch.no_grad():
+        out = VAE(latent)(torch.rand(batch, 784))
     checks.true(type(out) is tuple and len(out) == 3, "VAE(x)", "must return the tuple (recon, mu, logvar)")
     recon, mu, logvar = out
     checks.tensor(recon, f"recon (batch {batch}, latent {latent})", shape=(batch, 784))
@@ -442,9 +445,10 @@ def evaluate_vae(model: nn.Module, batches, beta: float = 1.0) -> dict[str, floa
         for images, _ in batches:
             recon, mu, logvar = model(images)
             terms = vae_loss(recon, images, mu, logvar, beta)
+            n = len(images)  # each term is a mean over the batch: weight it by the batch size
             for key, value in zip(totals, terms):
-                totals[key] += float(value) * len(images)
-            count += len(images)
+                totals[key] += float(value) * n
+            count += n
     return {key: value / count for key, value in totals.items()}
     ### END SOLUTION
 
@@ -557,15 +561,22 @@ checks.close(before["loss"], before["recon"] + before["kl"], "loss = recon + kl 
 checks.close(test_elbo["loss"], test_elbo["recon"] + test_elbo["kl"], "test loss = recon + kl", atol=1e-2)
 checks.less(history.train_loss[-1], history.train_loss[0], "last epoch's training loss vs the first",
             hint="the negative ELBO should fall during training")
-# Measured on the reference at the quick budget over 5 seeds: worst test negative ELBO TODO nats.
-checks.less(test_elbo["loss"], 999.0, "test negative ELBO (nats per image) after quick training",
-            hint="check the reduction of vae_loss (sum over pixels, mean over images) and the KL")
+# Measured on the reference at the quick budget over 5 seeds (AELAB_SEED=0..4): the test
+# negative ELBO was 114.0 to 114.8 nats; the threshold, 120, leaves a margin of 5 nats (4%).
+# (The full budget reaches about 98.) The floor of 60 only catches a loss that rewards a negative KL.
+checks.between(test_elbo["loss"], 60.0, 120.0, "test negative ELBO (nats per image) after quick training",
+               hint="check the reduction of vae_loss (sum over pixels, mean over images) and the KL")
 checks.passed("VAE training")
 ### BEGIN HIDDEN TESTS
-checks.between(before["loss"], 500.0, 600.0, "negative ELBO of the untrained model",
-               hint="an untrained decoder outputs about 0.5: 784 * ln 2 = 543 nats per image")
-checks.between(test_elbo["kl"], 5.0, 60.0, "test KL term (nats per image)",
-               hint="the KL of a trained VAE at latent 20 is a few tens of nats")
+# The untrained model: its decoder outputs about 0.5, so 784 * ln 2 = 543 nats per image.
+# The trained KL term: measured 23.1 to 23.9 nats over the 5 seeds; the band is wide on purpose.
+# (A test cell must not end with a value: nbgrader would read it as a partial score.)
+for value, low, high, name, hint in (
+        (before["loss"], 500.0, 600.0, "negative ELBO of the untrained model",
+         "an untrained decoder outputs about 0.5: 784 * ln 2 = 543 nats per image"),
+        (test_elbo["kl"], 5.0, 60.0, "test KL term (nats per image)",
+         "the KL of a trained VAE at latent 20 is a few tens of nats")):
+    checks.between(value, low, high, name, hint=hint)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -578,12 +589,11 @@ checks.between(test_elbo["kl"], 5.0, 60.0, "test KL term (nats per image)",
 # digits.
 
 # %%
-import matplotlib.pyplot as plt
-
 aelab.seed_everything()
 vae2 = VAE(2, (400,)).to(train_batches.device)
-history2 = aelab.fit(vae2, train_batches, epochs=aelab.by_budget(quick=2, full=30), lr=1e-3,
-                     loss_fn=vae_objective(1.0), desc="VAE latent 2")
+# A 2-D latent learns slowly: at the quick budget a larger learning rate makes up for the 2 epochs.
+history2 = aelab.fit(vae2, train_batches, epochs=aelab.by_budget(quick=2, full=30),
+                     lr=aelab.by_budget(quick=3e-3, full=1e-3), loss_fn=vae_objective(1.0), desc="VAE latent 2")
 elbo2 = evaluate_vae(vae2, test_batches)
 mu2, labels2 = aelab.collect_latents(vae2.encode, test_batches)
 quality2 = aelab.latent_quality(mu2, labels2)
@@ -594,16 +604,20 @@ ax_scatter.set_xlim(-3.5, 3.5)
 ax_scatter.set_ylim(-3.5, 3.5)
 show_manifold(vae2.decode, n=15, limit=3.0, ax=ax_grid, title="decoded grid over [-3, 3]²")
 plt.show()
-print(f"latent 2: test negative ELBO {elbo2['loss']:.1f} nats; 5-NN accuracy of the means "
-      f"{quality2['knn_accuracy']:.3f}")
 aelab.record("lab04", "vae2_test_neg_elbo_nats", elbo2["loss"])
 aelab.record("lab04", "vae2_knn_accuracy", quality2["knn_accuracy"])
+print(f"latent 2: test negative ELBO {elbo2['loss']:.1f} nats; 5-NN accuracy of the means "
+      f"{quality2['knn_accuracy']:.3f}")
 
 # %% test id=test_vae_2d points=2
 checks.tensor(mu2, "test means of the 2-D VAE", shape=(len(X_test), 2))
-# Measured on the reference at the quick budget over 5 seeds: TODO.
-checks.less(elbo2["loss"], 999.0, "test negative ELBO of the 2-D VAE")
-checks.greater(quality2["knn_accuracy"], 0.0, "5-NN accuracy of the 2-D means")
+# Measured on the reference at the quick budget over 5 seeds: test negative ELBO 160.3 to 162.9
+# nats (threshold 170: a margin of 7 nats, 4%) and 5-NN accuracy of the 2-D means 0.560 to 0.603
+# (threshold 0.45: a margin of 0.11; chance is 0.1).
+checks.less(elbo2["loss"], 170.0, "test negative ELBO of the 2-D VAE",
+            hint="the same VAE class and loss as above, with latent_dim=2")
+checks.greater(quality2["knn_accuracy"], 0.45, "5-NN accuracy of the 2-D means",
+               hint="the means of different digits should fall in different regions")
 checks.passed("2-D VAE")
 
 # %% [markdown]
@@ -663,8 +677,8 @@ aelab.plot_curves(range(1, LATENT + 1), {"KL": kl_per_dim[order].tolist()}, xlab
                   ylabel="mean KL (nats)", title=f"KL per latent dimension: {active} of {LATENT} in use")
 show_traversal(vae.decode, mu20[index_b].to(train_batches.device), [*order[:5].tolist(), int(order[-1])],
                torch.linspace(-3, 3, 9).tolist(), title="traversal around the code of a 2")
-plt.show()
 aelab.record("lab04", "vae_active_dims", active)
+plt.show()
 
 # %% [markdown]
 # ## 8. What does beta do?
@@ -694,6 +708,12 @@ for beta in BETAS:
                    "posterior_std": float(torch.exp(0.5 * logvar_b).mean()),
                    "active_dims": int((per_dimension_kl(mu_b, logvar_b) > 0.05).sum())}
 
+for beta, s in sweep.items():
+    aelab.record("lab04", f"beta{beta:g}_test_recon_nats", s["recon"])
+    aelab.record("lab04", f"beta{beta:g}_test_kl_nats", s["kl"])
+    aelab.record("lab04", f"beta{beta:g}_posterior_std", s["posterior_std"])
+aelab.record("lab04", "beta0_to_beta1_kl_ratio", sweep[0.0]["kl"] / sweep[1.0]["kl"])
+
 aelab.show_table([{"beta": b, "reconstruction (nats)": s["recon"], "KL (nats)": s["kl"],
                    "negative ELBO (nats)": s["neg_elbo"], "mean posterior std": s["posterior_std"],
                    "active dims": s["active_dims"]} for b, s in sweep.items()], title="beta sweep (test set)")
@@ -701,15 +721,33 @@ plot_beta_sweep(BETAS, [s["recon"] for s in sweep.values()], [s["kl"] for s in s
 show_samples({f"beta = {b:g}": s["model"].decode for b, s in sweep.items()}, LATENT, n=10,
              title="samples from the prior for each beta (same z)")
 plt.show()
-for beta, s in sweep.items():
-    aelab.record("lab04", f"beta{beta:g}_test_recon_nats", s["recon"])
-    aelab.record("lab04", f"beta{beta:g}_test_kl_nats", s["kl"])
 
 # %% test id=test_beta_sweep points=3
-checks.true(sorted(sweep) == sorted(BETAS), "sweep", "must hold one entry per beta")
-# Measured on the reference at the quick budget over 5 seeds: TODO.
-checks.greater(sweep[0.0]["kl"], 0.0, "KL at beta = 0")
+# Measured on the reference at the quick budget over 5 seeds (test set, nats per image):
+#   beta         0             0.5           1             4
+#   recon    98.5 - 101.4  109.7 - 110.6  117.4 - 120.8  149.8 - 152.8
+#   KL      228   - 265     28.3 - 29.1    18.5 - 19.5    5.6 -   6.1
+# Neighbouring betas are at least 7 nats apart in reconstruction and 5 in KL, so the order is
+# checked strictly. At beta = 0 the mean posterior std was 0.025 to 0.033 (threshold 0.1, three
+# times the worst seed; at beta = 1 it is about 0.5) and the KL at least 11.7 times beta = 1's
+# (threshold 5 times).
+recons = [checks.number(sweep[b]["recon"], f"reconstruction term at beta = {b}") for b in BETAS]
+kls = [checks.number(sweep[b]["kl"], f"KL term at beta = {b}") for b in BETAS]
+checks.true(all(a < b for a, b in zip(recons, recons[1:])), "reconstruction term against beta",
+            f"should grow with beta, got {[round(r, 1) for r in recons]} for beta = {BETAS}",
+            hint="the loss must be recon_term + beta * kl_term")
+checks.true(all(a > b for a, b in zip(kls, kls[1:])), "KL term against beta",
+            f"should shrink as beta grows, got {[round(k, 1) for k in kls]} for beta = {BETAS}",
+            hint="the loss must be recon_term + beta * kl_term")
+# beta = 0 is a plain autoencoder: nothing pulls the codes toward the prior, so the encoder's
+# noise shrinks toward zero and the KL (which no longer costs anything) explodes.
+checks.less(sweep[0.0]["posterior_std"], 0.1, "mean posterior std at beta = 0",
+            hint="with beta = 0 the loss is the reconstruction alone; the variance should collapse")
 checks.passed("beta sweep")
+### BEGIN HIDDEN TESTS
+kl_ratio = checks.greater(sweep[0.0]["kl"] / sweep[1.0]["kl"], 5.0, "KL at beta = 0 / KL at beta = 1",
+                          hint="at beta = 0 the KL costs nothing and should be many times larger than at beta = 1")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 9. Is the VAE's latent space better organised?

@@ -235,7 +235,9 @@ class DeadCodeRestarts:
         if not module.training:
             return
         z_e, codes = inputs[0], output[1]
-        self.counts += torch.bincount(codes.detach().reshape(-1), minlength=self.num_codes).to(self.counts.device)
+        # index_add_ rather than bincount: bincount waits for the GPU to find the largest code.
+        flat = codes.detach().reshape(-1).to(self.counts.device)
+        self.counts.index_add_(0, flat, torch.ones_like(flat, dtype=self.counts.dtype))
         # (B, D, H, W) -> (B*H*W, D): one encoder output per row.
         self.encoder_outputs = z_e.detach().permute(0, 2, 3, 1).reshape(-1, z_e.shape[1])
 

@@ -260,18 +260,22 @@ def per_dimension_kl(mu: Tensor, logvar: Tensor) -> Tensor:
 
 def plot_beta_sweep(betas: Sequence[float], recon: Sequence[float], kl: Sequence[float], *,
                     title: str = "the beta trade-off"):
-    """Two panels against beta (log axis): the reconstruction term and the KL term, in nats per image."""
+    """Two panels against beta: the reconstruction term and the KL term, in nats per image.
+
+    The betas are placed evenly, in the order given (a sweep usually doubles beta or includes 0,
+    which no log axis shows well); the KL, which spans orders of magnitude, is on a log axis.
+    """
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    positive = [b > 0 for b in betas]
-    for ax, values, label in ((axes[0], recon, "reconstruction (nats)"), (axes[1], kl, "KL (nats)")):
-        ax.plot([float(b) for b in betas], [float(v) for v in values], marker="o")
-        if all(positive):
-            ax.set_xscale("log")
-        else:
-            ax.set_xscale("symlog", linthresh=min([b for b in betas if b > 0], default=1.0))
+    positions = list(range(len(betas)))
+    for ax, values, label, log in ((axes[0], recon, "reconstruction (nats)", False),
+                                   (axes[1], kl, "KL (nats)", True)):
+        ax.plot(positions, [float(v) for v in values], marker="o")
+        ax.set_xticks(positions, [f"{float(b):g}" for b in betas])
         ax.set_xlabel("beta")
         ax.set_ylabel(label)
+        if log and all(float(v) > 0 for v in values):
+            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
