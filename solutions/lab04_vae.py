@@ -729,8 +729,7 @@ plt.show()
 #   KL      228   - 265     28.3 - 29.1    18.5 - 19.5    5.6 -   6.1
 # Neighbouring betas are at least 7 nats apart in reconstruction and 5 in KL, so the order is
 # checked strictly. At beta = 0 the mean posterior std was 0.025 to 0.033 (threshold 0.1, three
-# times the worst seed; at beta = 1 it is about 0.5) and the KL at least 11.7 times beta = 1's
-# (threshold 5 times).
+# times the worst seed; at beta = 1 it is about 0.5).
 recons = [checks.number(sweep[b]["recon"], f"reconstruction term at beta = {b}") for b in BETAS]
 kls = [checks.number(sweep[b]["kl"], f"KL term at beta = {b}") for b in BETAS]
 checks.true(all(a < b for a, b in zip(recons, recons[1:])), "reconstruction term against beta",
@@ -745,6 +744,7 @@ checks.less(sweep[0.0]["posterior_std"], 0.1, "mean posterior std at beta = 0",
             hint="with beta = 0 the loss is the reconstruction alone; the variance should collapse")
 checks.passed("beta sweep")
 ### BEGIN HIDDEN TESTS
+# KL at beta = 0 over KL at beta = 1: 12.1 to 13.8 over the 5 seeds (threshold 5: margin 7.1).
 kl_ratio = checks.greater(sweep[0.0]["kl"] / sweep[1.0]["kl"], 5.0, "KL at beta = 0 / KL at beta = 1",
                           hint="at beta = 0 the KL costs nothing and should be many times larger than at beta = 1")
 ### END HIDDEN TESTS
