@@ -7,6 +7,10 @@
 #   make demo         the whole instructor round trip on example submissions
 #   make mutants      grade every planted student bug; writes build/mutants.csv
 #   make calibrate    measure every test threshold over 5 seeds; writes build/calibration.csv
+#   make tamper       grade hostile and broken submissions; writes build/tamper.csv
+#   make bench-grading  20 submissions: aelab's parallel grader vs serial `nbgrader autograde`
+#   make bench        time training (vs the course notes' DataLoader) and grading on this machine;
+#                     writes build/bench.md and build/bench.csv (BENCH_ARGS="--only throughput" ...)
 # LABS="lab01 lab02" restricts release/solutions/autograde/demo to some labs.
 
 PYTHON ?= python3
@@ -19,8 +23,9 @@ LABS ?=
 SUBMISSIONS ?= submissions
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup test release solutions autograde demo mutants calibrate clean
+.PHONY: setup test release solutions autograde demo mutants calibrate tamper bench bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +55,17 @@ mutants: setup
 
 calibrate: setup
 	$(PY) -m aelab.course calibrate $(LABS)
+
+tamper: setup
+	$(PY) -m aelab.course tamper
+
+bench-grading: setup
+	$(PY) -m aelab.course bench-grading
+
+# One run on whatever machine this is (a GPU's run adds its own section to build/bench.md).
+# Progress bars on, one CPU thread per measurement unless OMP_NUM_THREADS says otherwise.
+bench: setup
+	AELAB_PROGRESS=$${AELAB_PROGRESS:-1} $(PY) -m aelab.bench --out build $(BENCH_ARGS)
 
 clean:
 	rm -rf build

@@ -4,11 +4,12 @@ import os
 import tempfile
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, DeduplicateIds,
-                                    Execute, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput, DeduplicateIds,
+                                    GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec, SaveAutoGrades)
 
-from aelab.course.preprocessors import ShortTracebacksInHiddenTests, StderrToStdout
+from aelab.course.preprocessors import (ForgetUnknownCells, GuardedExecute, ShortTracebacksInHiddenTests,
+                                        StderrToStdout, WithholdTampered)
 
 c = get_config()  # noqa: F821
 
@@ -28,12 +29,22 @@ c.Execute.interrupt_on_timeout = True
 # no network at all (aelab runs `nbgrader autograde` under `unshare --net` where it can).
 c.KernelManager.transport = "ipc"
 # An absolute socket path: the kernel runs in the notebook's folder, nbgrader in the course's.
-c.KernelManager.ip = os.path.join(tempfile.gettempdir(), f"aelab-{os.getpid()}-kernel")
+# aelab's grader gives each submission a private folder for it (AELAB_KERNEL_DIR), the one folder
+# besides its own that the sandboxed kernel can see (src/aelab/course/jail.py).
+c.KernelManager.ip = os.path.join(os.environ.get("AELAB_KERNEL_DIR") or tempfile.gettempdir(), f"k{os.getpid()}")
 
-# Keep stderr from zeroing graded cells (see StderrToStdout), then nbgrader's own steps.
+# Duplicated or made-up nbgrader cells become the student's own cells before nbgrader restores the
+# lab's (see ForgetUnknownCells); outputs a submission arrives with (Colab saves them) are cleared.
+c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, ForgetUnknownCells, OverwriteKernelspec,
+                                      OverwriteCells, CheckCellMetadata]
+
+# Execute hardened against tampering (GuardedExecute), stderr kept from zeroing graded cells
+# (StderrToStdout), tampering voids the grade with its reason (WithholdTampered), then nbgrader's
+# own steps.
 c.Autograde.autograde_preprocessors = [
-    Execute,
+    GuardedExecute,
     StderrToStdout,
+    WithholdTampered,
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -46,9 +57,14 @@ c.Autograde.autograde_preprocessors = [
 # notebooks into the class course with AELAB_GRADING_PHASE=ingest: restore the locked cells
 # again and score the outputs already there, executing nothing (src/aelab/course/grader.py).
 if os.environ.get("AELAB_GRADING_PHASE") == "ingest":
-    c.Autograde.sanitize_preprocessors = [DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-    c.Autograde.autograde_preprocessors = [StderrToStdout, IgnorePattern, LimitOutput, SaveAutoGrades,
+    c.Autograde.sanitize_preprocessors = [DeduplicateIds, ForgetUnknownCells, OverwriteKernelspec, OverwriteCells,
+                                          CheckCellMetadata]
+    c.Autograde.autograde_preprocessors = [StderrToStdout, WithholdTampered, IgnorePattern, LimitOutput, SaveAutoGrades,
                                            AssignLatePenalties, CheckCellMetadata]
+
+# A test cell the student deleted is put back (and run) rather than scored as missing: the
+# later tests may depend on what it imports.
+c.OverwriteCells.add_missing_cells = True
 
 # Feedback shows what students need and no more: the hidden tests' messages, not their source.
 c.LimitOutput.max_lines = 200

@@ -121,3 +121,17 @@ def test_round_trip(lab_id, tmp_path):
     again = Grader(tmp_path / "course", workers=1).run(subs)
     assert all(o.resumed for o in again)
     assert course.test_scores(lab, "correct") == correct_scores
+
+
+def test_tamper_fast_subset(tmp_path):
+    """`make tamper`'s fast cases through the real pipeline: each as expected, none earning a
+    point unfairly, the honest control untouched, no hidden test in any feedback."""
+    from aelab.course import tamper
+
+    rows, batch = tamper.run(tmp_path / "tamper", fast=True, workers=1)  # xdist grades a lab beside it
+    assert {r["case"] for r in rows} == {c.name for c in tamper.CASES if c.fast}
+    wrong = [(r["case"], r["expected"], r["status"], r["points"], r["reason"]) for r in rows if not r["as expected"]]
+    assert not wrong, wrong
+    assert all(float(r["unfair points"]) == 0 for r in rows)
+    failed = [(b["check"], b["detail"]) for b in batch if not b["as expected"]]
+    assert not failed, failed

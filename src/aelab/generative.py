@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .plots import _as_images, _plt, show_images
+from .plots import as_images, pyplot, show_images
 
 Encode = Callable[[Tensor], "Tensor | tuple[Tensor, ...]"]
 Decode = Callable[[Tensor], Tensor]
@@ -109,7 +109,7 @@ def latent_grid(n: int = 15, limit: float = 3.0) -> Tensor:
 
 def tile_images(images: Tensor, ncols: int, image_shape: Sequence[int] | None = None) -> np.ndarray:
     """Tile N images (flattened or (N, C, H, W)) into one array of ceil(N / ncols) rows, for imshow."""
-    arrays = _as_images(images, image_shape)
+    arrays = as_images(images, image_shape)
     n = len(arrays)
     nrows = math.ceil(n / ncols)
     h, w = arrays.shape[1:3]
@@ -127,7 +127,7 @@ def show_manifold(decode: Decode, *, n: int = 15, limit: float = 3.0, device: to
     The axes are the latent coordinates, so the picture lines up with a scatter of the encoded
     test set over the same range.
     """
-    plt = _plt()
+    plt = pyplot()
     grid = latent_grid(n, limit)
     with _evaluating(decode):
         images = decode(grid.to(_device_of(decode, device))).float().cpu()
@@ -265,7 +265,7 @@ def plot_beta_sweep(betas: Sequence[float], recon: Sequence[float], kl: Sequence
     The betas are placed evenly, in the order given (a sweep usually doubles beta or includes 0,
     which no log axis shows well); the KL, which spans orders of magnitude, is on a log axis.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     positions = list(range(len(betas)))
     for ax, values, label, log in ((axes[0], recon, "reconstruction (nats)", False),

@@ -9,13 +9,14 @@ import torch
 from torch import Tensor
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot, imported on first use (importing aelab stays quick)."""
     import matplotlib.pyplot as plt
 
     return plt
 
 
-def _as_images(images: Tensor, image_shape: Sequence[int] | None) -> np.ndarray:
+def as_images(images: Tensor, image_shape: Sequence[int] | None) -> np.ndarray:
     """(N, C, H, W), (N, H, W) or flattened (N, D) tensors to an (N, H, W[, 3]) array in [0, 1]."""
     x = images.detach().float().cpu()
     if x.ndim == 2:
@@ -36,10 +37,10 @@ def _as_images(images: Tensor, image_shape: Sequence[int] | None) -> np.ndarray:
 def show_images(rows: Mapping[str, Tensor] | Sequence[Tensor], *, n: int = 10, image_shape: Sequence[int] | None = None,
                 title: str | None = None, scale: float = 1.1):
     """A grid with one row per entry of `rows` (a dict of row label -> images) and `n` columns."""
-    plt = _plt()
+    plt = pyplot()
     if not isinstance(rows, Mapping):
         rows = {"": r for r in rows} if len(rows) == 1 else {str(i): r for i, r in enumerate(rows)}
-    arrays = {label: _as_images(imgs[:n], image_shape) for label, imgs in rows.items()}
+    arrays = {label: as_images(imgs[:n], image_shape) for label, imgs in rows.items()}
     cols = max(len(a) for a in arrays.values())
     fig, axes = plt.subplots(len(arrays), cols, figsize=(scale * cols, scale * len(arrays) + 0.4), squeeze=False)
     for r, (label, array) in enumerate(arrays.items()):
@@ -67,7 +68,7 @@ def show_reconstructions(inputs: Tensor, outputs: Tensor, *, n: int = 10, image_
 
 def plot_losses(history, *, ax=None, title: str = "loss", log: bool = True):
     """Training (and validation, if any) loss per epoch from a History or a dict name -> list."""
-    plt = _plt()
+    plt = pyplot()
     curves = history if isinstance(history, Mapping) else {"train": history.train_loss, "validation": history.val_loss}
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -90,7 +91,7 @@ def plot_losses(history, *, ax=None, title: str = "loss", log: bool = True):
 def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], *, xlabel: str, ylabel: str,
                 title: str = "", ax=None, log_y: bool = False, marker: str = "o"):
     """Several named y-series over one x axis (e.g. test MSE against the number of components)."""
-    plt = _plt()
+    plt = pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 3.2))
     else:
@@ -113,7 +114,7 @@ def plot_curves(x: Sequence[float], curves: Mapping[str, Sequence[float]], *, xl
 def plot_latent_scatter(points: Tensor | np.ndarray, labels: Tensor | np.ndarray, *, classes: Sequence[str] | None = None,
                         title: str = "latent space", ax=None, max_points: int = 5000):
     """A 2-D scatter of latent points coloured by class."""
-    plt = _plt()
+    plt = pyplot()
     p = points.detach().cpu().numpy() if isinstance(points, Tensor) else np.asarray(points)
     y = labels.detach().cpu().numpy() if isinstance(labels, Tensor) else np.asarray(labels)
     if p.ndim != 2 or p.shape[1] != 2:

@@ -5,6 +5,8 @@
     autograde   grade a folder of submissions: SUBMISSIONS/<student>/<lab>.ipynb
     calibrate   run the reference over seeds 0-4, write each threshold's worst-case margin
     mutants     grade every planted student bug (autograder/mutants/) and write build/mutants.csv
+    tamper      grade hostile and broken submissions (aelab.course.tamper); write build/tamper.csv
+    bench-grading  20 submissions graded by aelab's parallel grader and by serial `nbgrader autograde`
     demo        the whole round trip on bundled example submissions
 """
 
@@ -93,35 +95,58 @@ def cmd_solutions(args: argparse.Namespace) -> int:
 
 
 # --- grading --------------------------------------------------------------------------------------
+def _grade_ids(path: Path) -> set[str]:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is graded
+        return set()
+    return {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
+
+
 def find_submissions(submissions: Path, chosen: list[Lab]) -> tuple[list[Submission], list[str]]:
-    """SUBMISSIONS/<student>/<lab>.ipynb; returns the submissions and what was skipped and why."""
+    """SUBMISSIONS/<student>/<lab>.ipynb; returns the submissions and what was skipped and why.
+
+    A renamed notebook ("Copy of lab01_pca.ipynb", "lab01_pca (1).ipynb") is recognised by its
+    cells and graded, with a note, unless the student also handed in one under the right name.
+    """
     skipped = []
     found = []
     by_id = {lab.lab_id: lab for lab in chosen}
+    lab_cells = {lab.lab_id: {c.metadata["nbgrader"]["grade_id"] for c in read_source(lab).cells
+                              if c.metadata.get("nbgrader", {}).get("grade_id")} for lab in chosen}
     for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
-        for notebook in sorted(student_dir.iterdir()):
-            lab = by_id.get(notebook.stem) if notebook.suffix == ".ipynb" else None
-            if lab is None:
-                skipped.append(f"{student_dir.name}/{notebook.name}: not a lab notebook "
-                               f"(expected one of {', '.join(f'{i}.ipynb' for i in by_id)})")
+        files = sorted(p for p in student_dir.iterdir() if p.is_file())
+        named = {f.stem for f in files if f.suffix == ".ipynb" and f.stem in by_id}
+        for notebook in files:
+            if notebook.suffix == ".ipynb" and notebook.stem in by_id:
+                found.append(Submission(student_dir.name, by_id[notebook.stem], notebook))
                 continue
-            found.append(Submission(student_dir.name, lab, notebook))
+            ids = _grade_ids(notebook) if notebook.suffix == ".ipynb" else set()
+            match = max(lab_cells, key=lambda lab_id: len(ids & lab_cells[lab_id]), default=None)
+            if match and ids & lab_cells[match] and match not in named:
+                named.add(match)
+                found.append(Submission(student_dir.name, by_id[match], notebook,
+                                        note=f"graded as {match}.ipynb (the file was named {notebook.name!r})"))
+                continue
+            skipped.append(f"{student_dir.name}/{notebook.name}: not a lab notebook "
+                           f"(expected one of {', '.join(f'{i}.ipynb' for i in by_id)})")
     return found, skipped
 
 
-def grade_table(course: Course, chosen: list[Lab], outcomes: list | None = None) -> list[dict]:
-    failed_runs = {(o.submission.lab.lab_id, o.submission.student): o.reason for o in outcomes or [] if not o.ok}
+def grade_table(grader: Grader, chosen: list[Lab], outcomes: list) -> list[dict]:
+    """One row per submission: points, the tests that lost points, and the status with its reason."""
     rows = []
-    for lab in chosen:
-        students = set(course.students(lab)) | {s for (l, s) in failed_runs if l == lab.lab_id}
-        for student in sorted(students):
-            scores = course.test_scores(lab, student)
-            got = sum(s for s, _ in scores.values())
-            total = sum(m for _, m in scores.values())
-            failed = [name for name, (s, m) in scores.items() if s < m]
-            note = failed_runs.get((lab.lab_id, student))
-            rows.append({"student": student, "lab": lab.lab_id, "autograded": got, "out of": total,
-                         "failed tests": f"not graded: {note}" if note else (", ".join(failed) or "-")})
+    for outcome in sorted(outcomes, key=lambda o: (o.submission.lab.lab_id, o.submission.student)):
+        sub = outcome.submission
+        status, reason = grader.status(sub, outcome)
+        scores = grader.course.test_scores(sub.lab, sub.student) if status != "not graded" else {}
+        total = sum(m for _, m in scores.values()) or sum(
+            float(c.metadata["nbgrader"].get("points", 0)) for c in read_source(sub.lab).cells
+            if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code")
+        rows.append({"student": sub.student, "lab": sub.lab.lab_id,
+                     "autograded": sum(s for s, _ in scores.values()), "out of": total, "status": status,
+                     "failed tests": ", ".join(n for n, (s, m) in scores.items() if s < m) or "-",
+                     "reason": reason})
     return rows
 
 
@@ -154,9 +179,12 @@ def grade_class(course_root: Path, submissions: Path, chosen: list[Lab], export:
     if resumed:
         print(f"{resumed} submission(s) were already graded by an earlier run and kept", flush=True)
     grader.course.export(export)
-    rows = grade_table(grader.course, chosen, outcomes)
+    rows = grade_table(grader, chosen, outcomes)
     write_csv(export.with_name(export.stem + "_by_test.csv"), rows)
-    show_table(rows, title="autograded points", digits=3)
+    show_table([{k: (v[:60] + "..." if isinstance(v, str) and len(v) > 63 else v) for k, v in r.items()}
+                for r in rows], title="autograded points", digits=3)
+    if any(r["reason"] for r in rows):
+        print(f"the reasons in full are in {export.with_name(export.stem + '_by_test.csv')}")
     print(f"\ngrades exported to {export}\nfeedback in {grader.course.root / 'feedback'}")
     return rows
 
@@ -259,6 +287,86 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return 1 if survivors else 0
 
 
+def cmd_tamper(args: argparse.Namespace) -> int:
+    """Grade every tamper case next to honest submissions; write build/tamper.csv."""
+    from . import tamper
+
+    # Cases include an infinite loop: a shorter cell limit than a class run's keeps the suite quick.
+    os.environ.setdefault("AELAB_CELL_TIMEOUT", "120")
+    start = time.perf_counter()
+    rows, batch = tamper.run(BUILD / "tamper", fast=args.fast, only=args.only, workers=args.workers)
+    write_csv(BUILD / "tamper.csv", rows)
+    show_table([{k: r[k] for k in ("case", "expected", "status", "points", "honest points", "unfair points",
+                                   "as expected")} for r in rows], title="tamper cases (lab01_pca)")
+    show_table(batch, title="the batch")
+    bad = [r["case"] for r in rows if not r["as expected"]] + [b["check"] for b in batch if not b["as expected"]]
+    unfair = sum(float(r["unfair points"]) for r in rows)
+    print(f"\n{len(rows) - sum(not r['as expected'] for r in rows)}/{len(rows)} cases as expected, "
+          f"{unfair:g} points earned unfairly ({time.perf_counter() - start:.0f} s); table in {BUILD / 'tamper.csv'}")
+    for name in bad:
+        print(f"  NOT AS EXPECTED: {name}")
+    return 1 if bad else 0
+
+
+def cmd_bench_grading(args: argparse.Namespace) -> int:
+    """Grade the same 20 submissions twice in one run: with plain serial `nbgrader autograde` in
+    one course, and with aelab's grader on every core. Writes build/grading_bench.{csv,md}."""
+    import platform
+
+    out = BUILD / "grading-bench"
+    shutil.rmtree(out, ignore_errors=True)
+    lab = labs([args.lab])[0]
+    scratch = Course(out / "scratch")
+    released = nbformat.read(scratch.release(lab), as_version=4)
+    correct = correct_submission(released, scratch.source_notebook(lab))
+    planted = [m.apply(correct) for m in load_mutants(lab)]
+    # A class: mostly correct work, some bugs, a few untouched stubs.
+    kinds = [("correct", correct)] * 12 + [("bug", planted[i % len(planted)]) for i in range(5)] + [("stubs", released)] * 3
+    folder = out / "submissions"
+    for i, (kind, nb) in enumerate(kinds[: args.count]):
+        (folder / f"s{i:02d}-{kind}").mkdir(parents=True)
+        nbformat.write(nb, folder / f"s{i:02d}-{kind}" / f"{lab.lab_id}.ipynb")
+    subs, _ = find_submissions(folder, [lab])
+
+    print(f"1/2 plain nbgrader: {len(subs)} submissions, one `nbgrader autograde` (serial) ...", flush=True)
+    serial = Course(out / "serial")
+    serial.release(lab)
+    for sub in subs:
+        serial.submit(sub.student, lab, sub.notebook)
+    start = time.perf_counter()
+    serial.autograde(lab)
+    serial_seconds = time.perf_counter() - start
+
+    grader = Grader(out / "parallel", workers=args.workers)
+    print(f"2/2 aelab's grader: the same submissions on {grader.workers} worker(s) ...", flush=True)
+    start = time.perf_counter()
+    outcomes = grader.run(subs, desc="parallel")
+    parallel_seconds = time.perf_counter() - start
+    same = all(serial.test_scores(lab, s.student) == grader.course.test_scores(lab, s.student) for s in subs)
+    n = len(subs)
+    rows = [
+        {"grader": "nbgrader autograde (serial)", "workers": 1, "submissions": n,
+         "wall seconds": round(serial_seconds, 1), "seconds per submission": round(serial_seconds / n, 1),
+         "submissions per minute": round(60 * n / serial_seconds, 2), "speed-up": 1.0},
+        {"grader": "aelab (parallel, sandboxed, resumable)", "workers": grader.workers, "submissions": n,
+         "wall seconds": round(parallel_seconds, 1), "seconds per submission": round(parallel_seconds / n, 1),
+         "submissions per minute": round(60 * n / parallel_seconds, 2),
+         "speed-up": round(serial_seconds / parallel_seconds, 2)},
+    ]
+    write_csv(BUILD / "grading_bench.csv", rows)
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    lines = [f"# Grading {n} submissions of {lab.lab_id}", "", f"Machine: {machine}. One run of "
+             "`make bench-grading`; both graders used the course's nbgrader settings and the quick budget.",
+             "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    lines += ["", f"Every submission got the same points from both: {same}. "
+              f"Graded without error by aelab: {sum(o.ok for o in outcomes)} of {n}."]
+    (BUILD / "grading_bench.md").write_text("\n".join(lines) + "\n")
+    show_table(rows, title=f"grading {n} submissions of {lab.lab_id}")
+    print(f"same points from both graders: {same}; table in {BUILD / 'grading_bench.md'}")
+    return 0 if same else 1
+
+
 def load_thresholds() -> list[dict]:
     import tomllib
 
@@ -331,6 +439,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--resume", action="store_true", help="keep what an interrupted run already graded")
     p.set_defaults(func=cmd_mutants)
+    p = sub.add_parser("tamper", help="grade hostile and broken submissions; write build/tamper.csv")
+    p.add_argument("--fast", action="store_true", help="only the fast subset that `make test` runs")
+    p.add_argument("--only", nargs="*", help="only these cases")
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_tamper)
+    p = sub.add_parser("bench-grading", help="aelab's parallel grader vs serial nbgrader on 20 submissions")
+    p.add_argument("--lab", default="lab01_pca")
+    p.add_argument("--count", type=int, default=20)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_bench_grading)
     p = sub.add_parser("calibrate", help="measure every threshold over seeds; write build/calibration.csv")
     p.add_argument("labs", nargs="*")
     p.add_argument("--seeds", type=int, default=5)

@@ -10,28 +10,46 @@ that feedback and export read.
 
 A finished submission leaves a marker holding the hash of what was graded, so a run that is
 killed and started again regrades only what was not finished (or has changed).
+
+Each submission's kernel runs in a sandbox (aelab.course.jail) as a user of its own, with a
+private folder for its sockets, and sees neither the hidden tests, nor the gradebooks, nor any
+other submission. A file that is not a notebook is reported, not graded, and the batch goes on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import itertools
 import json
 import os
 import shutil
+import signal
+import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
+
 from ..training import progress_bar
+from . import jail
 from .nbgrader_course import Course, CourseError
-from .source import Lab
+from .preprocessors import STOP_ERRORS
+from .source import ROOT, Lab
+
+# Where the hidden tests, the solutions and past gradings live: never visible to a kernel.
+PRIVATE = [ROOT / "solutions", ROOT / "autograder", ROOT / "build", ROOT / ".git"]
+SUBMISSION_TIMEOUT_ENV = "AELAB_SUBMISSION_TIMEOUT"
 
 @dataclass(frozen=True)
 class Submission:
     student: str
     lab: Lab
     notebook: Path
+    note: str = ""  # e.g. that the file was renamed
 
     @property
     def key(self) -> str:
@@ -39,6 +57,21 @@ class Submission:
 
     def digest(self) -> str:
         return hashlib.sha256(self.notebook.read_bytes()).hexdigest()
+
+    def problem(self) -> str:
+        """Why this file cannot be graded as a notebook, or "" when it can."""
+        data = self.notebook.read_bytes()
+        if not data.strip():
+            return "the file is empty: download the notebook again (File > Download > .ipynb) and resubmit"
+        try:
+            nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        except UnicodeDecodeError:
+            return "the file is not a text file, so not a Jupyter notebook"
+        except Exception as exc:  # noqa: BLE001 - nbformat raises several kinds for a broken file
+            return f"the file is not a readable Jupyter notebook ({type(exc).__name__}: {str(exc)[:160]})"
+        if not any(c.get("metadata", {}).get("nbgrader") for c in nb.cells):
+            return "the notebook holds none of the lab's cells: submit the lab's notebook, not a new one"
+        return ""
 
 
 @dataclass
@@ -59,6 +92,21 @@ class Grader:
         self.course = Course(self.root)
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._templates: dict[str, Path] = {}
+        # One user id per kernel, so that kernels graded side by side cannot signal each other.
+        self._uids = itertools.count(200_000 + (os.getpid() % 10_000) * 100)
+        self.kernels = self._install_kernelspec()
+
+    def _install_kernelspec(self) -> Path:
+        """A `python3` kernelspec that starts each grading kernel inside the sandbox; nbgrader
+        finds it first because the grading environment puts this folder on JUPYTER_PATH."""
+        folder = self.shards / "_kernels"
+        spec = folder / "kernels" / "python3"
+        spec.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "aelab.course.jail", sys.executable, "-m", "ipykernel_launcher",
+                "-f", "{connection_file}"]
+        (spec / "kernel.json").write_text(json.dumps(
+            {"argv": argv, "display_name": "Python 3 (aelab grading sandbox)", "language": "python"}, indent=1))
+        return folder
 
     # --- preparation -------------------------------------------------------------------------
     def template(self, lab: Lab) -> Path:
@@ -77,6 +125,34 @@ class Grader:
     def _marker(self, sub: Submission) -> Path:
         return self._shard(sub) / "graded.json"
 
+    def status(self, sub: Submission, outcome: "Outcome | None" = None) -> tuple[str, str]:
+        """("graded" | "withheld" | "not graded", the reason in a sentence, or "")."""
+        if outcome is not None and not outcome.ok:
+            return "not graded", outcome.reason
+        path = self.root / "autograded" / sub.student / sub.lab.lab_id / f"{sub.lab.lab_id}.ipynb"
+        if not path.is_file():
+            return "not graded", "no graded notebook"
+        nb = nbformat.read(path, as_version=4)
+        withheld = nb.metadata.get("aelab", {}).get("withheld")
+        if withheld:
+            return "withheld", withheld
+        for cell in nb.cells:
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error" and output.get("ename") in STOP_ERRORS:
+                    return "graded", f"{output['ename']}: {output.get('evalue', '')}"
+        return "graded", sub.note
+
+    def write_failure_feedback(self, sub: Submission, reason: str) -> Path:
+        """nbgrader writes no feedback for a notebook it could not grade; this says why."""
+        path = self.root / "feedback" / sub.student / sub.lab.lab_id / f"{sub.lab.lab_id}.html"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{sub.lab.lab_id}: not graded"
+                        f"</title></head>\n<body><h1>{sub.lab.lab_id}: not graded</h1>\n<p>Your file "
+                        f"<code>{html.escape(sub.notebook.name)}</code> could not be graded: "
+                        f"{html.escape(reason)}</p>\n<p>Your grade for this lab is 0 until you resubmit.</p>"
+                        f"</body></html>\n")
+        return path
+
     def finished(self, sub: Submission) -> bool:
         marker = self._marker(sub)
         if not marker.is_file():
@@ -92,12 +168,24 @@ class Grader:
         shard = self._shard(sub)
         shutil.rmtree(shard, ignore_errors=True)
         shutil.copytree(self.template(sub.lab), shard)
-        course = Course(shard)
+        problem = sub.problem()
+        if problem:
+            return Outcome(sub, False, time.perf_counter() - start, reason=problem)
+        kernel_dir = Path(tempfile.mkdtemp(prefix="aelab-k"))  # short: socket paths are limited to 107 bytes
+        uid = next(self._uids)
+        hide = [*PRIVATE, self.shards, self.root]
+        env = {"JUPYTER_PATH": str(self.kernels), "JUPYTER_RUNTIME_DIR": str(kernel_dir),
+               "AELAB_KERNEL_DIR": str(kernel_dir), jail.ENV_KEEP: str(kernel_dir), jail.ENV_UID: str(uid),
+               jail.ENV_HIDE: os.pathsep.join(str(p) for p in hide)}
+        course = Course(shard, env=env)
         course.submit(sub.student, sub.lab, sub.notebook)
         try:
-            course.autograde(sub.lab, sub.student)
+            course.autograde(sub.lab, sub.student, timeout=float(os.environ.get(SUBMISSION_TIMEOUT_ENV, "3600")))
         except CourseError as exc:
             return Outcome(sub, False, time.perf_counter() - start, reason=_last_error_line(str(exc)))
+        finally:
+            _kill_user(uid)
+            shutil.rmtree(kernel_dir, ignore_errors=True)
         executed = shard / "autograded" / sub.student / sub.lab.lab_id / f"{sub.lab.lab_id}.ipynb"
         if not executed.is_file():
             return Outcome(sub, False, time.perf_counter() - start, reason="nbgrader wrote no graded notebook")
@@ -152,7 +240,21 @@ class Grader:
             graded = [o.submission for o in outcomes if o.ok and o.submission.lab.lab_id == lab.lab_id]
             if graded:
                 self.ingest(lab, graded)
+        for outcome in outcomes:
+            if not outcome.ok:
+                self.write_failure_feedback(outcome.submission, outcome.reason)
         return outcomes
+
+
+def _kill_user(uid: int) -> None:
+    """Kill whatever a submission's kernel left running (its processes run as `uid`)."""
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            uids = next(line for line in status.read_text().splitlines() if line.startswith("Uid:"))
+            if int(uids.split()[1]) == uid:
+                os.kill(int(status.parent.name), signal.SIGKILL)
+        except (OSError, StopIteration, ValueError):
+            continue
 
 
 def _last_error_line(text: str) -> str:

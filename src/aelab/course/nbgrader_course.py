@@ -88,15 +88,20 @@ class Course:
     def db_url(self) -> str:
         return f"sqlite:///{self.root / 'gradebook.db'}"
 
-    def nbgrader(self, *args: str, check: bool = True, sandbox: bool = False) -> subprocess.CompletedProcess:
+    def nbgrader(self, *args: str, check: bool = True, sandbox: bool = False,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
         """Run an nbgrader command on this course. `sandbox` (for autograding student code) adds
-        a memory cap and, where the system allows, no network; kernels talk over IPC sockets."""
+        a memory cap and, where the system allows, no network; kernels talk over IPC sockets.
+        Past `timeout` seconds the command is killed and CourseError says so."""
         cmd = [sys.executable, "-m", "nbgrader", *args]
         if sandbox:
             cmd = network_isolation() + cmd
         # nbgrader reads nbgrader_config.py from its working directory.
-        proc = subprocess.run(cmd, cwd=self.root, env=grading_env(self.env), capture_output=True, text=True,
-                              preexec_fn=_limit_memory if sandbox else None)
+        try:
+            proc = subprocess.run(cmd, cwd=self.root, env=grading_env(self.env), capture_output=True, text=True,
+                                  preexec_fn=_limit_memory if sandbox else None, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CourseError(f"`nbgrader {' '.join(args)}` was stopped after {timeout:.0f} s") from None
         if check and proc.returncode != 0:
             raise CourseError(f"`nbgrader {' '.join(args)}` failed (exit {proc.returncode}):\n"
                               f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -132,11 +137,11 @@ class Course:
         return sorted(p.name for p in submitted.iterdir() if (p / lab.lab_id).is_dir()) if submitted.is_dir() else []
 
     # --- grade ---------------------------------------------------------------------------
-    def autograde(self, lab: Lab, student: str | None = None) -> subprocess.CompletedProcess:
+    def autograde(self, lab: Lab, student: str | None = None, timeout: float | None = None) -> subprocess.CompletedProcess:
         args = ["autograde", lab.lab_id, "--force"]
         if student:
             args += ["--student", student]
-        return self.nbgrader(*args, sandbox=True)
+        return self.nbgrader(*args, sandbox=True, timeout=timeout)
 
     def feedback(self, lab: Lab, student: str | None = None) -> None:
         args = ["generate_feedback", lab.lab_id, "--force"]
