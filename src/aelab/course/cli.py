@@ -359,7 +359,10 @@ def cmd_bench_grading(args: argparse.Namespace) -> int:
              "`make bench-grading`; both graders used the course's nbgrader settings and the quick budget.",
              "", "| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
-    lines += ["", f"Every submission got the same points from both: {same}. "
+    lines += ["", "aelab's wall time includes what plain nbgrader's does not: gathering the graded notebooks "
+              "into one gradebook and writing every student's feedback; each of its kernels also runs "
+              "sandboxed and sealed (see README).",
+              "", f"Every submission got the same points from both: {same}. "
               f"Graded without error by aelab: {sum(o.ok for o in outcomes)} of {n}."]
     (BUILD / "grading_bench.md").write_text("\n".join(lines) + "\n")
     show_table(rows, title=f"grading {n} submissions of {lab.lab_id}")
