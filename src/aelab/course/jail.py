@@ -70,7 +70,8 @@ def _bind_back(path: str, fd: int) -> None:
 
 def _needed() -> list[str]:
     """What the kernel must read: the interpreter, its libraries, aelab, and the data."""
-    paths = [sys.base_prefix, sys.prefix, *sys.path, os.environ.get("AELAB_DATA", "")]
+    paths = [sys.base_prefix, sys.prefix, *sys.path, str(Path(__file__).resolve().parents[2]),
+             os.environ.get("AELAB_DATA", "")]
     return sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
 
 
@@ -97,8 +98,11 @@ def enter(hide: list[str], keep: list[str], uid: int) -> None:
     """Enter the sandbox in this process (see the module's docstring)."""
     _libc_call("unshare", CLONE_NEWNS | CLONE_NEWNET)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here leaks back to the grader
-    # Hold what is kept open: the tmpfs mounted over its parents would hide it otherwise.
+    # Hold what is kept open: the tmpfs mounted over its parents would hide it otherwise. The same
+    # for what the kernel must read (the interpreter, the venv, aelab), which may live under /tmp.
     held = {path: os.open(path, os.O_PATH) for path in keep if os.path.exists(path)}
+    needed = [p for p in _needed() if not any(p == h or p.startswith(h.rstrip("/") + "/") for h in hide)]
+    held_needed = {path: os.open(path, os.O_PATH) for path in needed}
     private = ["/tmp", "/dev/shm", "/var/tmp"]
     for path in private + hide:
         if os.path.isdir(path):
@@ -109,6 +113,12 @@ def enter(hide: list[str], keep: list[str], uid: int) -> None:
         _bind_back(path, fd)
         for entry in [Path(path), *(Path(path).iterdir() if os.path.isdir(path) else [])]:
             os.chown(entry, uid, uid)
+    for path, fd in sorted(held_needed.items()):  # parents first
+        now = os.stat(path) if os.path.exists(path) else None
+        if now is None or (now.st_dev, now.st_ino) != (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            _bind_back(path, fd)
+        else:
+            os.close(fd)
     _expose(_needed())
     resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
     resource.setrlimit(resource.RLIMIT_FSIZE, (2 << 30, 2 << 30))
