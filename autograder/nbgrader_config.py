@@ -25,6 +25,11 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 c.Execute.kernel_name = "python3"
 c.Execute.timeout = int(os.environ.get("AELAB_CELL_TIMEOUT", "300"))
 c.Execute.interrupt_on_timeout = True
+c.Execute.error_on_timeout = {
+    "ename": "CellTimeoutError",
+    "evalue": f"this cell ran past the time limit of {c.Execute.timeout} s and was interrupted",
+    "traceback": [f"CellTimeoutError: this cell ran past the time limit of {c.Execute.timeout} s and was interrupted"],
+}
 # Kernels talk to nbgrader over Unix sockets, so grading works inside a network namespace with
 # no network at all (aelab runs `nbgrader autograde` under `unshare --net` where it can).
 c.KernelManager.transport = "ipc"

@@ -133,11 +133,15 @@ def main(argv: list[str]) -> None:
     cwd = os.getcwd()
     # The kernel's connection file, wherever the kernel manager wrote it.
     connection = [os.path.abspath(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-f"]
+    # The data stay where they are inside the sandbox; a symlink to them (under /tmp, say) may not.
+    data = os.path.realpath(os.environ["AELAB_DATA"]) if os.environ.get("AELAB_DATA") else ""
     if available() and os.environ.get(ENV_UID):
         enter(_paths(ENV_HIDE), _paths(ENV_KEEP) + [cwd] + connection, int(os.environ[ENV_UID]))
         os.chdir(cwd)
         os.environ.update(HOME="/tmp", USER="student", LOGNAME="student", MPLCONFIGDIR="/tmp/matplotlib",
                           IPYTHONDIR="/tmp/ipython")
+        if data:
+            os.environ["AELAB_DATA"] = data
     else:
         print("aelab: grading kernels are not sandboxed here (this needs root on Linux)", file=sys.stderr)
     for name in (ENV_HIDE, ENV_KEEP, ENV_UID):

@@ -43,6 +43,8 @@ def grading_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", "1")
     env["PYTHONWARNINGS"] = "ignore"
     env.pop("AELAB_METRICS", None)
+    if env.get("AELAB_DATA"):  # kernels run in the submission's folder: a relative path would break
+        env["AELAB_DATA"] = str(Path(env["AELAB_DATA"]).resolve())
     env.update(extra or {})
     return env
 
