@@ -6,7 +6,7 @@
 # latent space separates the digits — against plain PCA at the same dimension.
 #
 # **Time:** about 60 minutes. At the quick budget training takes under a minute on a CPU; at the
-# full budget (30 epochs, as in the course notes) about a minute on a Colab GPU.
+# full budget (30 epochs, as in the course notes) a few minutes on a Colab GPU or a laptop.
 #
 # Cells marked `# YOUR CODE HERE` are yours; run the test cell after each. The autograder runs
 # more tests than you see. Do not rename functions or change their arguments.
@@ -40,8 +40,9 @@ print(f"{EPOCHS} epochs of {len(train_batches)} batches")
 # | Linear 784 → 98, tanh, dropout | Linear latent → 196, tanh, dropout |
 # | Linear 98 → latent (no activation) | Linear 196 → 784, sigmoid |
 #
-# Dropout (probability `dropout`) follows each tanh. The sigmoid keeps outputs in [0, 1], like
-# the pixels.
+# Dropout (probability `dropout`) follows each tanh. The course notes use `dropout=0.2`; this
+# lab's default is `dropout=0.0` (the layers stay, and do nothing), and section 6 shows why. The
+# sigmoid keeps outputs in [0, 1], like the pixels.
 
 # %% solution id=classic_autoencoder
 class ClassicAutoencoder(nn.Module):
@@ -51,7 +52,7 @@ class ClassicAutoencoder(nn.Module):
     forward returns (reconstruction, latent).
     """
 
-    def __init__(self, latent_dim: int = 32, dropout: float = 0.2):
+    def __init__(self, latent_dim: int = 32, dropout: float = 0.0):
         super().__init__()
         ### BEGIN SOLUTION
         self.encoder = nn.Sequential(nn.Linear(784, 98), nn.Tanh(), nn.Dropout(dropout), nn.Linear(98, latent_dim))
@@ -77,18 +78,19 @@ checks.between(float(recon.max()), 0.0, 1.0, "largest output", hint="end the dec
 checks.tensor(ClassicAutoencoder(latent_dim=7)(torch.rand(3, 784))[1], "latent with latent_dim=7", shape=(3, 7))
 checks.passed("ClassicAutoencoder")
 ### BEGIN HIDDEN TESTS
-model_check = ClassicAutoencoder()
+model_check = ClassicAutoencoder(dropout=0.2)
 layer_shapes = [tuple(p.shape) for p in model_check.parameters()]
 checks.true(layer_shapes == [(98, 784), (98,), (32, 98), (32,), (196, 32), (196,), (784, 196), (784,)],
             "layer sizes", f"expected 784 -> 98 -> 32 -> 196 -> 784, got parameter shapes {layer_shapes}")
 dropouts = [m.p for m in model_check.modules() if isinstance(m, nn.Dropout)]
 checks.true(len(dropouts) == 2 and all(p == 0.2 for p in dropouts), "dropout",
-            f"expected two nn.Dropout(0.2) layers, found {dropouts}")
+            f"with dropout=0.2 expected two nn.Dropout(0.2) layers, found {dropouts}")
 checks.true(sum(isinstance(m, nn.Tanh) for m in model_check.modules()) == 2, "tanh", "expected two nn.Tanh layers")
-# With dropout 0 the model is deterministic in train mode too.
+# The default (dropout 0) is deterministic in train mode too.
 x = torch.rand(4, 784)
-no_dropout = ClassicAutoencoder(dropout=0.0).train()
-checks.close(no_dropout(x)[0], no_dropout(x)[0], "output with dropout=0 in train mode", atol=0)
+default_model = ClassicAutoencoder().train()
+checks.close(default_model(x)[0], default_model(x)[0], "output of ClassicAutoencoder() in train mode", atol=0,
+             hint="the default dropout is 0.0")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -141,7 +143,7 @@ def tiny_batches(n_batches: int = 3, size: int = 16, seed: int = 0) -> list[tupl
     return [(torch.rand(size, 784, generator=gen), torch.zeros(size, dtype=torch.long)) for _ in range(n_batches)]
 
 
-probe = ClassicAutoencoder()
+probe = ClassicAutoencoder(dropout=0.2)  # with dropout, so that forgetting eval mode shows
 optimizer = torch.optim.Adam(probe.parameters(), lr=1e-3)
 loss = train_epoch(probe, tiny_batches(), optimizer)
 checks.number(loss, "train_epoch's return value", hint="return the mean loss as a Python float")
@@ -211,12 +213,15 @@ checks.close(train_epoch(Identity(), tiny_batches(), torch.optim.SGD(Identity().
 # ## 3. Train it
 #
 # `aelab.fit` runs the epochs, shows a progress bar and keeps the loss history; it calls *your*
-# `train_epoch` and `evaluate`. Adam at learning rate 1e-3, as in the course notes.
+# `train_epoch` and `evaluate`. Adam at learning rate 1e-3 and batch 64, as in the course notes,
+# but without dropout (section 6 trains the notes' dropout 0.2 for comparison). `fused=True`
+# updates all the parameters in one kernel instead of several small ones per tensor: the same
+# arithmetic, in less time (see "Making it fast" at the end).
 
 # %%
 aelab.seed_everything()
 model = ClassicAutoencoder().to(train_batches.device)
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
 history = aelab.fit(model, train_batches, epochs=EPOCHS, optimizer=optimizer, val_batches=test_batches,
                     train_epoch_fn=train_epoch, evaluate_fn=evaluate, desc="classic AE")
 history.plot(title="Classic autoencoder: MSE per epoch")
@@ -225,11 +230,12 @@ print(f"test MSE after {EPOCHS} epochs: {test_mse:.4f} ({history.seconds:.0f} s)
 aelab.record("lab02", "classic_ae_test_mse", test_mse)
 
 # %% test id=test_training points=3
-# Reference at the quick budget over seeds 0-4: worst test MSE 0.0176 (threshold 0.022, margin
-# 0.0044 or 25%), and the validation loss fell in every run.
+# Reference at the quick budget over seeds 0-4: test MSE 0.0120-0.0123 (threshold 0.015, margin
+# 0.0027 or 22% over the worst), and the validation loss fell in every run. The notes' dropout 0.2
+# ends at 0.0171-0.0177 after the same epochs: that is not a bug, but it does not pass.
 checks.less(history.val_loss[-1], history.val_loss[0] + 1e-9, "last validation loss vs first",
             hint="the validation loss should fall during training")
-checks.less(test_mse, 0.022, "test MSE after quick training",
+checks.less(test_mse, 0.015, "test MSE after quick training",
             hint="check the loss (MSE against the inputs) and the optimizer steps")
 checks.passed("training")
 
@@ -335,42 +341,44 @@ for name, value in svd_quality.items():
     aelab.record("lab02", f"svd_{name}", value)
 
 # %% test id=test_latent_quality points=2
-# Reference at the quick budget over seeds 0-4: worst NMI 0.467 (threshold 0.40, margin 0.067)
-# and worst kNN accuracy 0.931 (threshold 0.90, margin 0.031).
+# Reference at the quick budget over seeds 0-4: worst NMI 0.472 (threshold 0.40, margin 0.072)
+# and worst kNN accuracy 0.928 (threshold 0.90, margin 0.028).
 checks.greater(ae_quality["nmi"], 0.40, "k-means NMI of the autoencoder latents",
                hint="the digits should form clusters in the latent space")
 checks.greater(ae_quality["knn_accuracy"], 0.90, "5-NN accuracy on the autoencoder latents")
 checks.passed("latent quality")
 
 # %% [markdown]
-# ## 6. An honest comparison with PCA
+# ## 6. An honest comparison: PCA, and the course notes' dropout
 #
-# PCA with 32 components reaches a test MSE of about **0.0168** (lab 01). How does the classic
-# model compare? Train the same architecture **without dropout** for the same number of epochs.
+# PCA with 32 components reaches a test MSE of about **0.0168** (lab 01). The course notes train
+# this architecture **with dropout 0.2**. Train it that way, with their optimizer (plain Adam,
+# learning rate 1e-3), for the same number of epochs, and compare all three.
 
 # %%
 aelab.seed_everything()
-no_dropout = ClassicAutoencoder(dropout=0.0).to(train_batches.device)
-aelab.fit(no_dropout, train_batches, epochs=EPOCHS, optimizer=torch.optim.Adam(no_dropout.parameters(), lr=1e-3),
-          train_epoch_fn=train_epoch, evaluate_fn=evaluate, desc="no dropout")
-no_dropout_mse = aelab.reconstruction_mse(no_dropout, test_batches)
+notes_model = ClassicAutoencoder(dropout=0.2).to(train_batches.device)
+aelab.fit(notes_model, train_batches, epochs=EPOCHS, optimizer=torch.optim.Adam(notes_model.parameters(), lr=1e-3),
+          train_epoch_fn=train_epoch, evaluate_fn=evaluate, desc="dropout 0.2 (notes)")
+notes_mse = aelab.reconstruction_mse(notes_model, test_batches)
 # PCA's error at 32 components without a second SVD: the components are orthonormal, so by
 # Pythagoras the squared error of each image is |x - mean|^2 minus the squared norm of its features.
 centred_norms = ((X_test - X_train.mean(dim=0)) ** 2).sum(dim=1).cpu()
 pca_mse = float((centred_norms - (pixel_features ** 2).sum(dim=1)).mean() / 784)
 aelab.show_table([{"model": "PCA, 32 components", "test MSE": pca_mse},
-                  {"model": "classic AE, dropout 0.2", "test MSE": test_mse},
-                  {"model": "classic AE, no dropout", "test MSE": no_dropout_mse}],
+                  {"model": "classic AE, dropout 0.2 (course notes)", "test MSE": notes_mse},
+                  {"model": "classic AE, no dropout (this lab)", "test MSE": test_mse}],
                  title=f"Test MSE at 32 dimensions after {EPOCHS} epochs")
 aelab.record("lab02", "pca_test_mse_k32", pca_mse)
-aelab.record("lab02", "no_dropout_test_mse", no_dropout_mse)
+aelab.record("lab02", "dropout_test_mse", notes_mse)
 
 # %% [markdown]
-# After the quick budget's 3 epochs the classic model (dropout 0.2) is no better than PCA's 0.017,
+# After the quick budget's 3 epochs the notes' model (dropout 0.2) is no better than PCA's 0.017,
 # while without dropout the same network is already near 0.012. Dropout slows reconstruction down
 # rather than capping it: in the course notes' setting (30 epochs, dropout 0.2) the *training* loss,
 # measured with dropout on, stays near 0.017, but the test MSE, measured in evaluation mode, keeps
-# falling to about 0.009 (`make bench` measures it).
+# falling to about 0.009. Without dropout this lab's model gets there in about 5 epochs: `make bench`
+# measures both runs' wall time to that error.
 #
 # **In your own words** (a few sentences): what do the reconstructions, the latent scatter and the
 # clustering table show? Why does dropout hurt *reconstruction* here — think about what dropout
@@ -396,12 +404,17 @@ aelab.record("lab02", "no_dropout_test_mse", no_dropout_mse)
 # `Dataset` with `ToTensor` and a `DataLoader` at batch 64), switches each technique below on by
 # itself, and writes the table to `build/bench.md`. What matters for this lab, and why:
 #
+# * **Fewer epochs to the same error (this lab already does it).** The biggest saving is not in
+#   the seconds per step but in the steps needed. Dropout 0.2 makes the course notes' run take
+#   all 30 epochs to reach its final test MSE (about 0.009); without dropout the same network
+#   reaches it in about 5. `make bench` reports the wall time of both runs to that error.
 # * **Batches from memory (this lab already does it).** `ToTensor` turns one PIL image at a time
 #   into a tensor and the `DataLoader` collates 64 of them, in Python, for every batch. For a
 #   784–98–32–196–784 network that bookkeeping costs more than the training step itself on a
 #   CPU, and far more than the step on a GPU. `mnist.batches` holds all 60,000 images as one
-#   uint8 tensor and slices each batch out of it: on a 2-core CPU an epoch takes less than half
-#   the time, and on a GPU, where the step itself is tiny, the gap is wider still.
+#   uint8 tensor and slices each batch out of it: on a 2-core CPU an epoch takes about a third
+#   of the time (1.4 s against 4.5 s in `make bench`), and on a GPU, where the step itself is
+#   tiny, the gap is wider still.
 # * **Data on the GPU.** That uint8 tensor (47 MB) is moved to the GPU once, so no batch is
 #   copied over from the host during training.
 # * **Bigger batches, with a matching learning rate.** A batch of 64 leaves a GPU mostly idle; a
@@ -409,6 +422,14 @@ aelab.record("lab02", "no_dropout_test_mse", no_dropout_mse)
 #   epoch then has 16× fewer steps: raise the learning rate (for Adam, roughly by the square root
 #   of the batch ratio, 4× here) and expect to need more epochs. What counts is the time to a
 #   given test error, and the benchmark measures that too.
+# * **A fused optimizer.** Plain `torch.optim.Adam` updates each of the 8 parameter tensors with
+#   a handful of separate operations (moments, square root, division), and on a CPU that
+#   bookkeeping is a good part of this small network's step. `fused=True` does the whole update
+#   in one kernel, with the same arithmetic. Once the batches come from memory, the training step
+#   is what is left, so this is the next saving on a CPU (about 1.2× here).
+# * **All the cores.** PyTorch's matrix products use every core by default; the `DataLoader`'s
+#   `ToTensor` runs in one Python thread whatever the cores, so the more cores, the more the
+#   classic pipeline leaves idle.
 # * **`loss.item()` every step.** A `train_epoch` that reads the loss after each step, as the
 #   course notes' loop does, makes Python wait on a GPU for that step to finish before it can
 #   queue the next. `aelab.train_epoch` sums the losses on the device and reads them once per epoch.

@@ -634,7 +634,7 @@ checks.passed("2-D VAE")
 
 # %%
 aelab.seed_everything()
-ae = aelab.zoo.ClassicAutoencoder(latent_dim=LATENT).to(train_batches.device)
+ae = aelab.zoo.ClassicAutoencoder(latent_dim=LATENT, dropout=0.2).to(train_batches.device)  # the notes'
 aelab.fit(ae, train_batches, epochs=aelab.by_budget(quick=2, full=30), lr=1e-3, desc="autoencoder (lab 02)")
 ae_mse = aelab.reconstruction_mse(ae, test_batches)
 with torch.no_grad():

@@ -134,11 +134,36 @@ def test_benchmark_models_compute_what_the_labs_reference_models_compute(budget)
     assert groups[1]["params"] == [ours.quantizer.codebook.weight]
 
 
-def test_lab02_spec_is_the_lab_and_the_notes_model():
-    spec = bench.lab_specs("quick")["lab02"]
-    model = spec.make_model()
-    assert [m.p for m in model.modules() if isinstance(m, nn.Dropout)] == [0.2, 0.2]
-    assert (spec.batch_size, spec.lr, spec.flatten) == (64, 1e-3, True)
+def _dropout(model: nn.Module) -> list[float]:
+    return [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+
+
+def test_lab02_spec_is_the_lab_and_the_notes_spec_is_the_notes(monkeypatch):
+    from aelab.zoo import ClassicAutoencoder
+
+    # The benchmark names its dropout: whatever ClassicAutoencoder's default is, the specs keep theirs.
+    monkeypatch.setattr(ClassicAutoencoder.__init__, "__defaults__", (32, 0.5))
+    spec, notes = bench.lab_specs("quick")["lab02"], bench.notes_lab02_spec()
+    lab_model, notes_model = spec.make_model(), notes.make_model()
+    assert _dropout(lab_model) == [0.0, 0.0] and "no dropout" in spec.model
+    assert _dropout(notes_model) == [0.2, 0.2] and "dropout 0.2" in notes.model
+    assert (spec.batch_size, spec.lr, spec.flatten) == (notes.batch_size, notes.lr, notes.flatten) == (64, 1e-3, True)
+    # The lab: Adam, fused; the notes (and the lab's ablation row): torch's default Adam, not fused.
+    lab_adam = spec.make_optimizer(lab_model, 1e-3)
+    assert type(lab_adam) is torch.optim.Adam and lab_adam.defaults["fused"] is True
+    for optimizer in (notes.make_optimizer(notes_model, 1e-3), spec.notes_optimizer(lab_model, 1e-3)):
+        assert type(optimizer) is torch.optim.Adam and not optimizer.defaults["fused"]
+        assert optimizer.defaults["lr"] == 1e-3
+    # The trainer takes the notes' optimizer only when asked, and the model stays the lab's.
+    cpu = torch.device("cpu")
+    assert bench.Trainer(spec, cpu, lr=1e-3).optimizer.defaults["fused"] is True
+    ablation = bench.Trainer(spec, cpu, lr=1e-3, notes_optimizer=True)
+    assert not ablation.optimizer.defaults["fused"] and _dropout(ablation.model) == [0.0, 0.0]
+    assert math.isfinite(float(ablation.step(torch.rand(8, 784))))
+    # Labs without a notes' optimizer of their own keep theirs.
+    lab03 = bench.lab_specs("quick")["lab03"]
+    assert lab03.notes_optimizer is None
+    assert bench.Trainer(lab03, cpu, lr=1e-3, notes_optimizer=True).optimizer.defaults["lr"] == 1e-3
 
 
 # --- the switches ------------------------------------------------------------------------------
@@ -168,22 +193,65 @@ def test_rows_say_why_they_did_not_run_on_a_cpu():
     for technique in ("data_on_gpu", "amp", "compile", "all"):
         assert bench._not_here(rows[technique], specs["lab03"], cpu, opts) == bench.NEEDS_GPU
     assert bench._not_here(rows["big_batch"], specs["lab03"], cpu, opts) == ""
+    # Lab 02's not-fused Adam row is measured on a CPU too.
+    assert rows["fused_adam"].name == bench.NOT_FUSED_ROW and rows["fused_adam"].notes_optimizer
+    assert bench._not_here(rows["fused_adam"], specs["lab02"], cpu, opts) == ""
     # A big batch times about as many images as the lab's default row, not 16 times as many.
     assert bench.timed_steps(150, 1024, 64) == 10 and bench.timed_steps(150, 64, 64) == 150
+
+
+def test_the_not_fused_row_is_lab02s_only_and_switchable():
+    opts = {"techniques": list(bench.TECHNIQUES), "big_batch": 1024, "num_workers_row": False}
+    specs = bench.lab_specs("quick")
+    names = [v.name for v in bench.selected_variants(specs["lab02"], opts)]
+    assert names.index(bench.NOT_FUSED_ROW) == names.index("aelab (lab default)") + 1
+    for lab in ("lab03", "lab04", "lab05"):
+        assert not any(v.notes_optimizer for v in bench.selected_variants(specs[lab], opts)), lab
+    without = {**opts, "techniques": [t for t in bench.TECHNIQUES if t != "fused_adam"]}
+    assert bench.NOT_FUSED_ROW not in [v.name for v in bench.selected_variants(specs["lab02"], without)]
+    assert "fused_adam" in bench.options(bench.parse_args(["--device", "cpu"]))["techniques"], "on by default"
+
+
+# --- threads -----------------------------------------------------------------------------------
+
+def test_threads_every_core_for_throughput_one_a_run_side_by_side_and_one_for_grading():
+    assert bench.thread_counts(None, 2, True) == {"throughput": 2, "quality": 1, "grading": 1}
+    assert bench.thread_counts(None, 8, False) == {"throughput": 8, "quality": 8, "grading": 1}
+    assert bench.thread_counts(3, 8, True) == {"throughput": 3, "quality": 3, "grading": 3}
+
+
+def test_options_take_the_cores_unless_told(monkeypatch):
+    import os
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    opts = bench.options(bench.parse_args(["--device", "cpu"]))
+    assert opts["quality_side_by_side"] and opts["threads"] == {"throughput": 6, "quality": 1, "grading": 1}
+    opts = bench.options(bench.parse_args(["--device", "cpu", "--no-quality-side-by-side"]))
+    assert opts["threads"] == {"throughput": 6, "quality": 6, "grading": 1}
+    assert set(bench.options(bench.parse_args(["--device", "cpu", "--threads", "3"]))["threads"].values()) == {3}
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert set(bench.options(bench.parse_args(["--device", "cpu"]))["threads"].values()) == {2}
+    assert set(bench.options(bench.parse_args(["--device", "cpu", "--threads", "4"]))["threads"].values()) == {4}
 
 
 # --- time to quality ---------------------------------------------------------------------------
 
 def test_quality_rows_read_the_time_to_the_notes_final_mse_off_each_curve():
     notes = {"part": "quality", "lab": "lab02", "variant": "notes", "status": "ok", "batch_size": 64, "lr": 1e-3,
+             "setup": "dropout 0.2, Adam, not fused",
              "curve": [(10.0, 0.030), (20.0, 0.0170), (30.0, 0.0200), (40.0, 0.0190)]}
     lab = {"part": "quality", "lab": "lab02", "variant": "lab default: aelab", "status": "ok", "batch_size": 64,
-           "lr": 1e-3, "curve": [(2.0, 0.030), (4.0, 0.0185), (6.0, 0.0175), (8.0, 0.010)]}
+           "lr": 1e-3, "setup": "no dropout, Adam, fused",
+           "curve": [(2.0, 0.030), (4.0, 0.0185), (6.0, 0.0175), (8.0, 0.010)]}
     slow = {"part": "quality", "lab": "lab02", "variant": "big batch", "status": "ok", "batch_size": 1024,
             "lr": 4e-3, "curve": [(1.0, 0.05), (2.0, 0.04)]}
+    notes_curve, lab_curve = list(notes["curve"]), list(lab["curve"])
     rows = bench.quality_rows([notes, lab, slow], side_by_side=False)
     by_name = {r["variant"]: r for r in rows}
     assert by_name["notes"]["final_test_mse"] == 0.019 and by_name["notes"]["seconds"] == 40.0
+    assert by_name["notes"]["note"].startswith("dropout 0.2, Adam, not fused")
+    assert by_name["lab default: aelab"]["note"] == "no dropout, Adam, fused; stopped at the target"
     own = next(r for r in rows if r["variant"].startswith("course notes' run"))
     assert (own["epochs"], own["seconds"], own["ratio"]) == (2, 20.0, 2.0)
     lab_row = by_name["lab default: aelab"]
@@ -191,12 +259,31 @@ def test_quality_rows_read_the_time_to_the_notes_final_mse_off_each_curve():
     quoted = next(r for r in rows if str(bench.QUOTED_MSE) in r["variant"])
     assert (quoted["epochs"], quoted["seconds"], quoted["ratio"]) == (3, 6.0, round(40 / 6, 2))
     assert by_name["big batch"]["status"] == "target not reached in 2 epochs" and "ratio" not in by_name["big batch"]
+    assert "4-epoch wall time" in quoted["note"], "the notes' epochs, as run"
+    side = bench.quality_rows([dict(notes, curve=list(notes_curve)), dict(lab, curve=list(lab_curve))],
+                              side_by_side=True)
+    assert bench.SIDE_BY_SIDE in next(r for r in side if r["variant"] == "lab default: aelab")["note"]
+
+
+def test_quality_runs_name_what_they_train():
+    opts = {"big_batch": 1024, "techniques": list(bench.TECHNIQUES), "quality_epochs": 30, "quality_cap": 40}
+    runs = bench.quality_variants(torch.device("cpu"), opts)
+    notes, lab = runs[0], runs[1]
+    assert notes["kind"] == "notes" and "dropout 0.2" in notes["name"] and "plain Adam" in notes["name"]
+    assert notes["max_epochs"] == 30 and not notes["skip"]
+    assert lab["kind"] == "aelab" and lab["name"] == bench.LAB_DEFAULT_RUN and not lab["skip"]
+    assert lab["name"].startswith("lab default:") and "no dropout" in lab["name"] and "fused Adam" in lab["name"]
+    # The other variants (big batch, mixed precision, compile) train the lab's model, on a GPU only.
+    assert len(runs) > 2 and all(r["kind"] == "aelab" and r["skip"] == bench.NEEDS_GPU for r in runs[2:])
 
 
 def test_quality_runs_train_both_pipelines_on_a_few_images(real_data):
     cpu = torch.device("cpu")
     notes = bench.quality_run("notes", cpu, max_epochs=2, limit=256)
     lab = bench.quality_run("aelab", cpu, max_epochs=3, limit=256, target=1.0)
+    # Read off the model and optimizer each run trained: the notes' (dropout 0.2, plain Adam), the lab's.
+    assert (notes["dropout"], notes["fused"], notes["setup"]) == ([0.2, 0.2], False, "dropout 0.2, Adam, not fused")
+    assert (lab["dropout"], lab["fused"], lab["setup"]) == ([0.0, 0.0], True, "no dropout, Adam, fused")
     assert len(notes["curve"]) == 2 and all(0 < mse < 0.5 for _, mse in notes["curve"])
     assert len(lab["curve"]) == 1, "a run stops at the first epoch that reaches its target"
     assert notes["curve"][0][0] < notes["curve"][1][0]
@@ -205,9 +292,13 @@ def test_quality_runs_train_both_pipelines_on_a_few_images(real_data):
 # --- the files ---------------------------------------------------------------------------------
 
 def test_a_tiny_run_writes_both_files_with_every_column(real_data, tmp_path, monkeypatch):
+    import os
+
     monkeypatch.setenv("AELAB_PROGRESS", "0")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)  # throughput: every core, as this process counts them
     status = bench.main(["--only", "throughput", "--labs", "lab02", "--steps", "3", "--warmup", "1",
-                         "--techniques", "big_batch", "--big-batch", "128", "--no-workers-row",
+                         "--techniques", "big_batch,fused_adam", "--big-batch", "128", "--no-workers-row",
                          "--out", str(tmp_path), "--device", "cpu"])
     assert status == 0
     with (tmp_path / "bench.csv").open(newline="") as f:
@@ -217,16 +308,23 @@ def test_a_tiny_run_writes_both_files_with_every_column(real_data, tmp_path, mon
     by_variant = {r["variant"]: r for r in rows}
     classic = by_variant["classic: DataLoader + ToTensor"]
     aelab_row = by_variant["aelab (lab default)"]
-    for row in (classic, aelab_row):
+    not_fused = by_variant[bench.NOT_FUSED_ROW]
+    for row in (classic, aelab_row, not_fused):
         assert row["status"] == "ok" and row["part"] == "throughput" and row["lab"] == "lab02"
         assert float(row["images_per_s"]) > 0 and float(row["epoch_s"]) > 0 and row["steps"] == "3"
         assert row["device"] == "cpu" and row["machine"].startswith("CPU: ")
+        assert row["threads"] == "3", "the job's own torch.get_num_threads()"
+    # The ablation row trained the notes' Adam (read off the optimizer) and says what fusing gains.
+    assert "Adam, not fused" in not_fused["note"]
+    gain = float(aelab_row["images_per_s"]) / float(not_fused["images_per_s"])
+    assert f"the lab's fused Adam: {gain:.2f}× this" in not_fused["note"]
     assert float(classic["ratio"]) == 1.0
     assert math.isclose(float(aelab_row["ratio"]),
                         float(aelab_row["images_per_s"]) / float(classic["images_per_s"]), rel_tol=0.01)
     assert any(r["status"] == bench.NEEDS_GPU for r in rows), "GPU rows must say they were skipped"
     md = (tmp_path / "bench.md").read_text()
     assert "### Training throughput" in md and classic["machine"] in md and "skipped: needs a GPU" in md
+    assert "CPU threads: throughput: 3 thread(s)." in md
 
 
 def test_markdown_merge_replaces_this_machines_section_and_keeps_the_others():
@@ -259,11 +357,16 @@ def test_rendered_section_names_the_machine_and_checks_the_targets():
     info = {"key": "CPU: X, 2 cores", "cpu": "X, 2 cores", "torch": "2.x"}
     common = {"device": "cpu", "machine": info["key"], "budget": "quick", "threads": 1, "run": "today"}
     rows = [{**common, "part": "throughput", "lab": "lab02", "variant": "classic: DataLoader + ToTensor",
-             "images_per_s": 7000.0, "ratio": 1.0, "status": "ok"},
+             "images_per_s": 7000.0, "ratio": 1.0, "status": "ok", "threads": 2},
             {**common, "part": "throughput", "lab": "lab02", "variant": "aelab (lab default)",
-             "images_per_s": 28000.0, "ratio": 4.0, "status": "ok"},
+             "images_per_s": 28000.0, "ratio": 4.0, "status": "ok", "threads": "2"},
+            {**common, "part": "quality", "lab": "lab02", "variant": bench.LAB_DEFAULT_RUN, "ratio": 2.0,
+             "status": "ok", "note": "no dropout, Adam, fused; " + bench.SIDE_BY_SIDE},
             {**common, "part": "grading", "lab": "lab01_pca", "seconds": 40.0, "status": "ok"}]
     text = bench.render_section(rows, info)
     assert text.startswith("## CPU: X, 2 cores") and "torch 2.x" in text
+    assert ("CPU threads: throughput: 2 thread(s); time to quality: 1 thread per run, side by side; "
+            "grading: 1 thread(s).") in text
+    assert "The lab's defaults: 2.0× (not met)." in text
     assert "aelab at the lab's defaults: 4.0× (met)" in text
     assert "| lab01_pca | 40 |" in text
