@@ -413,7 +413,7 @@ aelab.record("lab02", "dropout_test_mse", notes_mse)
 #   784–98–32–196–784 network that bookkeeping costs more than the training step itself on a
 #   CPU, and far more than the step on a GPU. `mnist.batches` holds all 60,000 images as one
 #   uint8 tensor and slices each batch out of it: on a 2-core CPU an epoch takes about a third
-#   of the time (1.4 s against 4.5 s in `make bench`), and on a GPU, where the step itself is
+#   of the time (1.3 s against 4.4 s in `make bench`), and on a GPU, where the step itself is
 #   tiny, the gap is wider still.
 # * **Data on the GPU.** That uint8 tensor (47 MB) is moved to the GPU once, so no batch is
 #   copied over from the host during training.
@@ -426,7 +426,7 @@ aelab.record("lab02", "dropout_test_mse", notes_mse)
 #   a handful of separate operations (moments, square root, division), and on a CPU that
 #   bookkeeping is a good part of this small network's step. `fused=True` does the whole update
 #   in one kernel, with the same arithmetic. Once the batches come from memory, the training step
-#   is what is left, so this is the next saving on a CPU (about 1.2× here).
+#   is what is left, so this is the next saving on a CPU (about 1.3× here).
 # * **All the cores.** PyTorch's matrix products use every core by default; the `DataLoader`'s
 #   `ToTensor` runs in one Python thread whatever the cores, so the more cores, the more the
 #   classic pipeline leaves idle.

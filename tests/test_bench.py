@@ -235,6 +235,17 @@ def test_options_take_the_cores_unless_told(monkeypatch):
     assert set(bench.options(bench.parse_args(["--device", "cpu", "--threads", "4"]))["threads"].values()) == {4}
 
 
+
+def test_cheap_labs_time_more_steps_on_a_cpu_unless_told():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert bench.options(bench.parse_args(["--device", "cpu"]))["steps"] is None  # per lab, below
+    assert bench.options(bench.parse_args(["--device", "cpu", "--steps", "7"]))["steps"] == 7
+    # The fully connected labs' steps take milliseconds: their rows time several times more of them.
+    assert bench.default_steps("lab02", cpu) >= 4 * bench.default_steps("lab03", cpu)
+    assert bench.default_steps("lab04", cpu) >= 2 * bench.default_steps("lab05", cpu)
+    assert {bench.default_steps(lab, gpu) for lab in bench.THROUGHPUT_LABS} == {500}
+
+
 # --- time to quality ---------------------------------------------------------------------------
 
 def test_quality_rows_read_the_time_to_the_notes_final_mse_off_each_curve():
@@ -370,3 +381,18 @@ def test_rendered_section_names_the_machine_and_checks_the_targets():
     assert "The lab's defaults: 2.0× (not met)." in text
     assert "aelab at the lab's defaults: 4.0× (met)" in text
     assert "| lab01_pca | 40 |" in text
+
+
+def test_a_row_keeps_its_median_pass_and_its_largest_memory():
+    def row(rate, rss):
+        return {"variant": "aelab", "status": "ok", "images_per_s": rate, "peak_rss_mb": rss, "note": "windows"}
+
+    kept = bench.median_pass([row(38_000, 700), row(24_000, 800), row(40_000, 750)])  # one slow spell
+    assert kept["images_per_s"] == 38_000 and kept["peak_rss_mb"] == 800
+    assert kept["note"].startswith("median of 3 passes (38,000, 24,000, 40,000/s)") and "windows" in kept["note"]
+    assert bench.median_pass([row(10, 1), row(30, 1)])["images_per_s"] == 10  # even count: the lower middle
+    single = row(5, 1)
+    assert bench.median_pass([single]) == single  # one pass: the row as measured
+    skipped = {"variant": "aelab", "status": bench.NEEDS_GPU}
+    assert bench.median_pass([skipped]) == skipped
+    assert bench.default_passes("lab02", torch.device("cpu")) > 1 == bench.default_passes("lab02", torch.device("cuda"))

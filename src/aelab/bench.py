@@ -496,6 +496,45 @@ def throughput_variants(spec: LabSpec, *, big_batch: int = 1024, num_workers_row
     return rows
 
 
+# Timed steps a row on a CPU, per lab (a GPU times 500 everywhere): about a second or more of
+# the fastest row, so that a passing hiccup of a shared machine moves one window, not the row.
+# At 120 steps lab 02's rows lasted 0.2 s and two runs an hour apart gave 2.3x and 3.6x.
+CPU_STEPS = {"lab02": 900, "lab03": 120, "lab04": 450, "lab05": 120}
+
+
+def default_steps(lab: str, device: torch.device) -> int:
+    """Timed steps a throughput row of `lab` when --steps does not say."""
+    return 500 if device.type == "cuda" else CPU_STEPS.get(lab, 120)
+
+
+# Passes over a lab's rows on a CPU, per lab (1 on a GPU). A shared machine slows down for
+# seconds at a time, long enough to cover a whole row of a fully connected lab: one row of a
+# single pass once read 24,000 images/s against 38,000 in the passes around it. Over three
+# passes, each row's median pass drops such a burst. The convolutional labs' rows are long and
+# their ratios far from any target, so one pass keeps `make bench` under 10 minutes.
+CPU_PASSES = {"lab02": 3, "lab03": 1, "lab04": 3, "lab05": 1}
+
+
+def default_passes(lab: str, device: torch.device) -> int:
+    """Passes over the rows of `lab` when --passes does not say."""
+    return 1 if device.type == "cuda" else CPU_PASSES.get(lab, 1)
+
+
+def median_pass(passes: list[dict]) -> dict:
+    """One row from the same row's passes: the pass with the median images/s (the lower middle
+    of an even count), its peak memory the largest of any pass, and the passes' rates in its note."""
+    ok = [r for r in passes if r.get("status") == "ok"]
+    if not ok:
+        return passes[0]
+    ranked = sorted(ok, key=lambda r: r["images_per_s"])
+    row = dict(ranked[(len(ranked) - 1) // 2])
+    if len(passes) > 1:
+        row["peak_rss_mb"] = max(r.get("peak_rss_mb") or 0 for r in ok)
+        rates = ", ".join(f"{r['images_per_s']:,.0f}" for r in ok)
+        row["note"] = "; ".join(filter(None, [f"median of {len(passes)} passes ({rates}/s)", row.get("note", "")]))
+    return row
+
+
 def timed_steps(steps: int, batch: int, lab_batch: int) -> int:
     """Optimizer steps a row times: `steps`, except at a batch bigger than the lab's, where the
     row times about as many images as the lab-default row (at least 10 steps)."""
@@ -593,42 +632,24 @@ def selected_variants(spec: LabSpec, opts: dict) -> list[Variant]:
 
 
 def run_throughput(lab: str, device: torch.device, opts: dict) -> list[dict]:
-    """Every row of one lab (in one process), the classic baseline first; then the ratios."""
+    """Every row of one lab (in one process), the classic baseline first, in `passes` passes
+    (each row once a pass; each row keeps its median pass); then the ratios."""
     from .runtime import budget
     from .training import progress_bar
 
     spec = lab_specs(budget())[lab]
-    allowed = set(opts["techniques"])
-    variants = selected_variants(spec, opts)
-    rows = []
-    bar = progress_bar(len(variants), f"throughput {lab}")
-    for variant in variants:
-        if variant.technique == "all":  # every technique switched on in this run, and no other
-            variant = replace(variant, compile="compile" in allowed, amp="amp" in allowed,
-                              channels_last=spec.conv and "channels_last" in allowed,
-                              data_on_device="data_on_gpu" in allowed or device.type != "cuda",
-                              notes_optimizer="fused_adam" not in allowed and spec.notes_optimizer is not None,
-                              **({} if "big_batch" in allowed else {"batch_size": None, "lr_scale": 1.0}))
-            if device.type == "cuda" or opts.get("techniques_on_cpu"):
-                used = [t for t in TECHNIQUES if _uses(variant, t, spec)]
-                variant = replace(variant, name="all on: " + (", ".join(used) or "none"))
-        batch = variant.batch_size or (CLASSIC_BATCH if variant.pipeline == "classic" else spec.batch_size)
-        base = {"part": "throughput", "lab": lab, "variant": variant.name, "batch_size": batch,
-                "lr": spec.lr * variant.lr_scale}
-        reason = _not_here(variant, spec, device, opts)
-        if reason:
-            rows.append({**base, "status": reason})
-        else:
-            try:
-                row = measure_throughput(spec, variant, device, steps=opts["steps"], warmup=opts["warmup"],
-                                         amp_choice=opts["amp_dtype"], compile_mode=opts["compile_mode"])
-            except Exception as exc:  # a technique that fails here (say, compile without a compiler) is a row
-                first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-                row = {"status": f"failed: {type(exc).__name__}: {first_line}"}
-            rows.append({**base, **row})
-        bar.update(1)
-        bar.set_postfix({"images/s": rows[-1].get("images_per_s", "-")})
+    variants = [_resolve_all_on(v, spec, device, opts) for v in selected_variants(spec, opts)]
+    passes = opts.get("passes") or default_passes(lab, device)
+    measured: list[list[dict]] = [[] for _ in variants]
+    bar = progress_bar(len(variants) * passes, f"throughput {lab}" + (f", {passes} passes" if passes > 1 else ""))
+    for _ in range(passes):  # every row once a pass, so that a slow spell hits one pass of one row
+        for variant, row_passes in zip(variants, measured):
+            if not (row_passes and row_passes[0].get("status") != "ok"):  # skipped or failed: once
+                row_passes.append(_throughput_row(lab, spec, variant, device, opts))
+                bar.set_postfix({"images/s": row_passes[-1].get("images_per_s", "-")})
+            bar.update(1)
     bar.close()
+    rows = [median_pass(row_passes) for row_passes in measured]
     classic = next((r for r in rows if r["variant"].startswith("classic:") and r.get("status") == "ok"), None)
     for row in rows:
         if classic and row.get("status") == "ok":
@@ -640,6 +661,40 @@ def run_throughput(lab: str, device: torch.device, opts: dict) -> list[dict]:
         not_fused["note"] = "; ".join(filter(None, [not_fused.get("note", ""),
                                                     f"the lab's fused Adam: {gain:.2f}× this"]))
     return rows
+
+
+def _resolve_all_on(variant: Variant, spec: LabSpec, device: torch.device, opts: dict) -> Variant:
+    """The "all on" row with every technique of this run switched on (and no other); other rows as they are."""
+    if variant.technique != "all":
+        return variant
+    allowed = set(opts["techniques"])
+    variant = replace(variant, compile="compile" in allowed, amp="amp" in allowed,
+                      channels_last=spec.conv and "channels_last" in allowed,
+                      data_on_device="data_on_gpu" in allowed or device.type != "cuda",
+                      notes_optimizer="fused_adam" not in allowed and spec.notes_optimizer is not None,
+                      **({} if "big_batch" in allowed else {"batch_size": None, "lr_scale": 1.0}))
+    if device.type == "cuda" or opts.get("techniques_on_cpu"):
+        used = [t for t in TECHNIQUES if _uses(variant, t, spec)]
+        variant = replace(variant, name="all on: " + (", ".join(used) or "none"))
+    return variant
+
+
+def _throughput_row(lab: str, spec: LabSpec, variant: Variant, device: torch.device, opts: dict) -> dict:
+    """One measurement of one row (or why it is not measured here)."""
+    batch = variant.batch_size or (CLASSIC_BATCH if variant.pipeline == "classic" else spec.batch_size)
+    base = {"part": "throughput", "lab": lab, "variant": variant.name, "batch_size": batch,
+            "lr": spec.lr * variant.lr_scale}
+    reason = _not_here(variant, spec, device, opts)
+    if reason:
+        return {**base, "status": reason}
+    try:
+        row = measure_throughput(spec, variant, device, steps=opts["steps"] or default_steps(lab, device),
+                                 warmup=opts["warmup"], amp_choice=opts["amp_dtype"],
+                                 compile_mode=opts["compile_mode"])
+    except Exception as exc:  # a technique that fails here (say, compile without a compiler) is a row
+        first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        row = {"status": f"failed: {type(exc).__name__}: {first_line}"}
+    return {**base, **row}
 
 
 def _uses(variant: Variant, technique: str, spec: LabSpec) -> bool:
@@ -936,9 +991,13 @@ one. `--threads N` (or `OMP_NUM_THREADS` in the environment) sets them all.
 * *Training throughput* (labs 02-05). Each row builds the lab's model with the lab's optimizer,
   learning rate and batch size (at the budget in force: `quick` on a CPU, `full` on a GPU; lab
   02's: no dropout, `Adam(lr=1e-3, fused=True)`, batch 64, in the classic rows too), trains a
-  few warm-up steps, then times the same number of optimizer steps in every row, in three equal
-  windows (a GPU is synchronised at each window's ends). *images/s* is the median window's
-  rate; *epoch (s)* is the full training set (60,000 MNIST or 50,000 CIFAR-10 images) over
+  few warm-up steps, then times the same number of optimizer steps in every row of a lab (on a
+  CPU 900 for lab 02, 450 for lab 04 and 120 for the convolutional labs, about a second or more
+  of the fastest row; 500 on a GPU), in three equal windows (a GPU is synchronised at each
+  window's ends). *images/s* is the median window's rate. On a CPU the fully connected labs
+  (02, 04) make three passes over their rows, each row once a pass, and each row keeps its
+  median pass (the note lists the passes): a shared machine slows down for seconds at a time,
+  long enough to cover a whole short row. *epoch (s)* is the full training set (60,000 MNIST or 50,000 CIFAR-10 images) over
   images/s, the time one epoch would take. The training step is the same code in every row:
   only the data pipeline, the batch size and the technique switched on (or, for data on the GPU
   and the fused Adam, off) differ.
@@ -1272,8 +1331,8 @@ def run(opts: dict) -> list[dict]:
         for lab in opts["labs"]:
             if lab not in THROUGHPUT_LABS:
                 continue
-            print(f"[bench] throughput of {lab}: {opts['steps']} timed steps a row after {opts['warmup']} warm-up",
-                  flush=True)
+            steps = opts["steps"] or default_steps(lab, device)
+            print(f"[bench] throughput of {lab}: {steps} timed steps a row after {opts['warmup']} warm-up", flush=True)
             rows += [{**shared, **r} for r in _spawn({"kind": "throughput", "lab": lab, "opts": opts}, env)]
 
     if "quality" in opts["parts"]:
@@ -1364,7 +1423,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--grading-labs", default="", help="comma-separated labs to grade (default: every lab)")
     p.add_argument("--out", default="build", help="folder of bench.csv and bench.md (default: build)")
     p.add_argument("--device", default="", help="force a device (default: AELAB_DEVICE or the fastest)")
-    p.add_argument("--steps", type=int, default=None, help="timed steps a throughput row (default 120 CPU, 500 GPU)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="timed steps a throughput row (default on a CPU: 900 for lab02, 450 for lab04, "
+                        "120 for the convolutional labs; 500 on a GPU)")
+    p.add_argument("--passes", type=int, default=None,
+                   help="passes over a lab's throughput rows, each row keeping its median pass "
+                        "(default on a CPU: 3 for lab02 and lab04, 1 for the convolutional labs; 1 on a GPU)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps before timing (default 10 CPU, 30 GPU)")
     p.add_argument("--threads", type=int, default=None,
                    help="CPU threads of every job (default: OMP_NUM_THREADS if set; else every core for "
@@ -1418,7 +1482,7 @@ def options(args: argparse.Namespace) -> dict:
     return {
         "parts": parts, "labs": [lab.strip()[:5] for lab in args.labs.split(",") if lab.strip()],
         "grading_labs": [lab.strip()[:5] for lab in args.grading_labs.split(",") if lab.strip()],
-        "device": args.device, "steps": args.steps or (500 if gpu else 120),
+        "device": args.device, "steps": args.steps, "passes": args.passes,
         "warmup": args.warmup if args.warmup is not None else (30 if gpu else 10), "threads": threads,
         "techniques": techniques, "big_batch": args.big_batch, "amp_dtype": args.amp_dtype,
         "compile_mode": args.compile_mode,
