@@ -997,8 +997,8 @@ one. `--threads N` (or `OMP_NUM_THREADS` in the environment) sets them all.
   window's ends). *images/s* is the median window's rate. On a CPU the fully connected labs
   (02, 04) make three passes over their rows, each row once a pass, and each row keeps its
   median pass (the note lists the passes): a shared machine slows down for seconds at a time,
-  long enough to cover a whole short row. *epoch (s)* is the full training set (60,000 MNIST or 50,000 CIFAR-10 images) over
-  images/s, the time one epoch would take. The training step is the same code in every row:
+  long enough to cover a whole short row. *epoch (s)* is the full training set (60,000 MNIST or
+  50,000 CIFAR-10 images) over images/s, the time one epoch would take. The training step is the same code in every row:
   only the data pipeline, the batch size and the technique switched on (or, for data on the GPU
   and the fused Adam, off) differ.
   * *classic*: the course notes' pipeline, a torchvision Dataset with `transform=ToTensor()`
