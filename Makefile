@@ -1,17 +1,21 @@
 # aelab: every target works from a clean clone and creates the virtual environment on first use.
-#   make setup        create .venv with the pinned stack (requirements.txt) and aelab itself
-#   make test         the project's test suite (unit tests, the labs, nbgrader round trips)
+#   make setup        .venv with the pinned stack, the student package (student/) and the course tools
+#   make test         the project's test suite (unit tests, the labs through nbgrader, the student release)
 #   make release      regenerate notebooks/ from solutions/ with nbgrader
+#   make student      write dist/student/, the student repository a course publishes
 #   make solutions    execute every reference notebook at the full budget (QUICK=1: the quick one)
 #   make autograde    grade SUBMISSIONS=<folder> holding <student>/<lab>.ipynb
 #   make demo         the whole instructor round trip on example submissions
 #   make mutants      grade every planted student bug; writes build/mutants.csv
-#   make calibrate    measure every test threshold over 5 seeds; writes build/calibration.csv
+#   make equivalents  grade every correct alternative answer; writes build/equivalents.csv
+#   make calibrate    run the references over SEEDS seeds (default 20); writes build/calibration/
 #   make tamper       grade hostile and broken submissions; writes build/tamper.csv
-#   make bench-grading  20 submissions: aelab's parallel grader vs serial `nbgrader autograde`
+#   make gpu-check    the references at the full budget, their tests and the GPU benchmark, on a GPU;
+#                     writes build/gpu-check/ (GPU_ARGS="--smoke" on a CPU in seconds)
 #   make bench        time training (vs the course notes' DataLoader) and grading on this machine;
 #                     writes build/bench.md and build/bench.csv (BENCH_ARGS="--only throughput" ...)
-# LABS="lab01 lab02" restricts release/solutions/autograde/demo to some labs.
+#   make bench-grading  20 submissions: aelab's parallel grader vs serial `nbgrader autograde`
+# LABS="lab01 lab02" restricts release/student/solutions/autograde/demo/mutants/equivalents/calibrate.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,16 +25,19 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 LABS ?=
 SUBMISSIONS ?= submissions
+SEEDS ?= 20
 GRADE_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+GPU_ARGS ?=
 
-.PHONY: setup test release solutions autograde demo mutants calibrate tamper bench bench-grading clean
+.PHONY: setup test release student solutions autograde demo mutants equivalents calibrate tamper gpu-check \
+        bench bench-grading clean
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt pyproject.toml student/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt
-	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e .
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -e student -e .
 	touch $@
 
 setup: $(VENV)/.installed
@@ -39,33 +46,41 @@ test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 release: setup
-	$(PY) -m aelab.course release $(LABS)
+	$(PY) -m aelab_course release $(LABS)
+
+student: setup
+	$(PY) -m aelab_course student $(LABS)
 
 solutions: setup
-	$(PY) -m aelab.course solutions $(if $(QUICK),--quick) $(LABS)
+	$(PY) -m aelab_course solutions $(if $(QUICK),--quick) $(LABS)
 
 autograde: setup
-	$(PY) -m aelab.course autograde $(SUBMISSIONS) $(LABS) $(GRADE_ARGS)
+	$(PY) -m aelab_course autograde $(SUBMISSIONS) $(LABS) $(GRADE_ARGS)
 
 demo: setup
-	$(PY) -m aelab.course demo $(LABS)
+	$(PY) -m aelab_course demo $(LABS)
 
 mutants: setup
-	$(PY) -m aelab.course mutants $(LABS)
+	$(PY) -m aelab_course mutants $(LABS)
+
+equivalents: setup
+	$(PY) -m aelab_course equivalents $(LABS)
 
 calibrate: setup
-	$(PY) -m aelab.course calibrate $(LABS)
+	$(PY) -m aelab_course calibrate --seeds $(SEEDS) $(LABS)
 
 tamper: setup
-	$(PY) -m aelab.course tamper
+	$(PY) -m aelab_course tamper
+
+gpu-check: setup
+	$(PY) -m aelab_course.gpucheck $(GPU_ARGS)
 
 bench-grading: setup
-	$(PY) -m aelab.course bench-grading
+	$(PY) -m aelab_course bench-grading
 
 # One run on whatever machine this is (a GPU's run adds its own section to build/bench.md).
-# Progress bars on, one CPU thread per measurement unless OMP_NUM_THREADS says otherwise.
 bench: setup
-	AELAB_PROGRESS=$${AELAB_PROGRESS:-1} $(PY) -m aelab.bench --out build $(BENCH_ARGS)
+	AELAB_PROGRESS=$${AELAB_PROGRESS:-1} $(PY) -m aelab_course.bench --out build $(BENCH_ARGS)
 
 clean:
-	rm -rf build
+	rm -rf build dist

@@ -8,7 +8,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec, SaveAutoGrades)
 
-from aelab.course.preprocessors import (ForgetUnknownCells, GuardedExecute, ShortTracebacksInHiddenTests,
+from aelab_course.grading.preprocessors import (ForgetUnknownCells, GuardedExecute, ShortTracebacksInHiddenTests,
                                         StderrToStdout, WithholdTampered)
 
 c = get_config()  # noqa: F821

@@ -105,15 +105,33 @@ checks.close(default_model(x)[0], default_model(x)[0], "output of ClassicAutoenc
 #
 # Both return the mean loss **per image** over the epoch (weight each batch by its size).
 
+# %% solution id=reconstruction_loss
+def reconstruction_loss(model: nn.Module, images: Tensor, labels: Tensor) -> Tensor:
+    """The loss of an autoencoder on one batch: the mean squared error between the model's
+    reconstruction and the images themselves (the inputs are the targets; labels are unused).
+
+    model(images) returns a tuple whose first element is the reconstruction, of the images' shape.
+    Returns a scalar tensor that gradients flow through: the mean over every pixel of the batch.
+    """
+    ### BEGIN SOLUTION
+    reconstruction = model(images)[0]
+    return nn.functional.mse_loss(reconstruction, images)
+    ### END SOLUTION
+
+
 # %% solution id=train_epoch
-def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer) -> float:
-    """One pass over `batches` of (images (B, 784), labels); returns the mean training MSE as a float."""
+def train_epoch(model: nn.Module, batches: aelab.BatchIterable, optimizer: torch.optim.Optimizer,
+                loss_fn: aelab.LossFn = reconstruction_loss) -> float:
+    """One pass over `batches` of (images, labels) in training mode, one optimizer step per batch.
+
+    Returns the mean of loss_fn over the images of the epoch, as a Python float: each batch's loss
+    weighted by its number of images (the last batch is often smaller), divided by the total.
+    """
     ### BEGIN SOLUTION
     model.train()
     total, count = 0.0, 0
-    for images, _ in batches:
-        recon, _ = model(images)
-        loss = nn.functional.mse_loss(recon, images)
+    for images, labels in batches:
+        loss = loss_fn(model, images, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -123,17 +141,60 @@ def train_epoch(model: nn.Module, batches, optimizer: torch.optim.Optimizer) -> 
     ### END SOLUTION
 
 
-def evaluate(model: nn.Module, batches) -> float:
-    """The mean MSE over `batches` in eval mode and without gradients, as a float."""
+# %% solution id=evaluate
+def evaluate(model: nn.Module, batches: aelab.BatchIterable,
+             loss_fn: aelab.LossFn = reconstruction_loss) -> float:
+    """The mean of loss_fn over the images of `batches`, weighted by batch size as in train_epoch,
+    with the model in evaluation mode and without building a graph. Returns a Python float."""
     ### BEGIN SOLUTION
     model.eval()
     total, count = 0.0, 0
     with torch.no_grad():
-        for images, _ in batches:
-            recon, _ = model(images)
-            total += nn.functional.mse_loss(recon, images).item() * len(images)
+        for images, labels in batches:
+            total += loss_fn(model, images, labels).item() * len(images)
             count += len(images)
     return total / count
+    ### END SOLUTION
+
+
+# %% solution id=train
+def train(model: nn.Module, train_batches, optimizer: torch.optim.Optimizer, *, epochs: int, val_batches=None,
+          loss_fn: aelab.LossFn = reconstruction_loss, patience: int | None = None, scheduler=None,
+          desc: str = "training") -> aelab.History:
+    """Train for up to `epochs` epochs and return an aelab.History.
+
+    Each epoch: train_epoch on aelab.progress(train_batches, ...) (a progress bar that moves with
+    every batch), then scheduler.step() if a scheduler is given, then evaluate on val_batches if
+    they are given. history.train_loss and history.val_loss get one float per epoch.
+    With val_batches: keep a copy of the weights of the epoch with the lowest validation loss,
+    stop early once `patience` epochs in a row (if patience is given) brought no new lowest loss,
+    and load the kept weights into the model before returning; history.best_epoch is that epoch
+    (counted from 1). history.seconds is the wall time of the whole run.
+    """
+    ### BEGIN SOLUTION
+    history = aelab.History()
+    best_loss, best_state, since_best = float("inf"), None, 0
+    with aelab.Stopwatch() as watch:
+        for epoch in range(1, epochs + 1):
+            batches = aelab.progress(train_batches, f"{desc}, epoch {epoch}/{epochs}")
+            history.train_loss.append(train_epoch(model, batches, optimizer, loss_fn))
+            if scheduler is not None:
+                scheduler.step()
+            if val_batches is None:
+                continue
+            history.val_loss.append(evaluate(model, val_batches, loss_fn))
+            if history.val_loss[-1] < best_loss:
+                best_loss, since_best, history.best_epoch = history.val_loss[-1], 0, epoch
+                # A copy: state_dict() returns the live tensors, which the next step would change.
+                best_state = {name: value.detach().clone() for name, value in model.state_dict().items()}
+            else:
+                since_best += 1
+                if patience is not None and since_best >= patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    history.seconds = watch.seconds
+    return history
     ### END SOLUTION
 
 

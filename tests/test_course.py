@@ -6,19 +6,20 @@ These take minutes; they run under pytest-xdist so two labs grade at once."""
 from __future__ import annotations
 
 import json
-import re
 
 import nbformat
 import pytest
 
-from aelab.course.mutants import demo_mutant, load_mutants
-from aelab.course.grader import Grader, Submission
-from aelab.course.nbgrader_course import Course, correct_submission, release_to_notebooks
-from aelab.course.source import NOTEBOOKS, ROOT, course_config, labs, read_source
+from aelab_course.course import Course, correct_submission
+from aelab_course.grading.grader import Grader, Submission
+from aelab_course.paths import NOTEBOOKS, course_config
+from aelab_course.quality.banks import combined, demo_mutant, load_equivalents, load_mutants
+from aelab_course.release.notebooks import release_to_notebooks
+from aelab_course.source import install_url, labs, read_source
 
 LABS = labs()
 LAB_IDS = [lab.lab_id for lab in LABS]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs_data]
 
 
 def test_committed_notebooks_equal_a_fresh_release(tmp_path):
@@ -49,25 +50,16 @@ def test_release_has_stubs_and_no_hidden_tests(lab_id):
         assert cell.cell_type != "code" or (not cell.outputs and cell.execution_count is None), \
             f"{lab_id}: committed with outputs"
     assert released.metadata["kernelspec"]["name"] == "python3"
-    assert course_config()["repo_url"] in by_id["setup"].source
+    assert install_url() in by_id["setup"].source, "the setup cell must install the pinned student package"
 
 
-def test_readme_badges_point_at_the_released_notebooks():
-    config = course_config()
-    readme = (ROOT / "README.md").read_text()
-    slug = re.sub(r"^https://github.com/", "", config["repo_url"]).rstrip("/")
-    for lab_id in LAB_IDS:
-        badge = f"https://colab.research.google.com/github/{slug}/blob/{config['branch']}/notebooks/{lab_id}.ipynb"
-        assert badge in readme, f"README lacks the Colab badge of {lab_id}: {badge}"
-
-
-def test_every_mutant_still_applies():
+def test_every_mutant_and_equivalent_still_applies():
     for lab in LABS:
         mutants = load_mutants(lab)
         assert sum(m.demo for m in mutants) == 1, f"{lab.lab_id}: exactly one mutant needs demo = true"
         source = read_source(lab)
-        for mutant in mutants:
-            mutant.apply(source)  # raises MutantError when the solution has drifted
+        for entry in mutants + load_equivalents(lab):
+            entry.apply(source)  # raises BankError when the solution has drifted
 
 
 @pytest.mark.parametrize("lab_id", LAB_IDS)
@@ -84,8 +76,12 @@ def test_round_trip(lab_id, tmp_path):
     released = nbformat.read(scratch.release(lab), as_version=4)
     correct = correct_submission(released, scratch.source_notebook(lab))
     mutant = demo_mutant(lab)
+    alternatives, applied = combined([e for e in load_equivalents(lab) if e.fast], correct)
     subs = []
-    for student, nb in {"correct": correct, "stubs": released, "planted": mutant.apply(correct)}.items():
+    examples = {"correct": correct, "stubs": released, "planted": mutant.apply(correct)}
+    if applied:
+        examples["equivalents"] = alternatives
+    for student, nb in examples.items():
         path = tmp_path / "submissions" / student / f"{lab_id}.ipynb"
         path.parent.mkdir(parents=True)
         nbformat.write(nb, path)
@@ -110,8 +106,18 @@ def test_round_trip(lab_id, tmp_path):
         assert planted[target][0] < planted[target][1], (
             f"the planted bug {mutant.name!r} ({mutant.description}) did not lose the points of {target}")
 
-    assert grades.count(lab_id) == 3, grades
-    for student in ("correct", "stubs", "planted"):
+    if applied:
+        lost = {name: s for name, s in course.test_scores(lab, "equivalents").items() if s[0] < s[1]}
+        assert not lost, (f"correct alternatives ({', '.join(e.name for e in applied)}) lost points in {lost}; "
+                          f"see {tmp_path}/course/autograded/equivalents")
+
+    assert all(grader.status(o.submission, o)[0] == "graded" for o in outcomes), \
+        [grader.status(o.submission, o) for o in outcomes]
+    problems = notebook_problems(course.root / "autograded" / "correct" / lab_id / f"{lab_id}.ipynb")
+    assert not problems, problems
+
+    assert grades.count(lab_id) == len(examples), grades
+    for student in examples:
         feedback = course.root / "feedback" / student / lab_id / f"{lab_id}.html"
         assert feedback.is_file(), f"no feedback for {student}"
         assert "BEGIN HIDDEN TESTS" not in feedback.read_text()
@@ -122,10 +128,29 @@ def test_round_trip(lab_id, tmp_path):
     assert course.test_scores(lab, "correct") == correct_scores
 
 
+def notebook_problems(path) -> list[str]:
+    """What a student would find wrong in an executed notebook: a cell that echoes a value or shows
+    a figure twice, a warning or stderr in a test cell."""
+    nb = nbformat.read(path, as_version=4)
+    problems = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        where = meta.get("grade_id") or cell.source.splitlines()[0][:60] if cell.source else "an empty cell"
+        for output in cell.get("outputs", []):
+            if output.output_type == "execute_result":
+                problems.append(f"{where}: echoes a value ({str(output.get('data', {}).get('text/plain'))[:80]})")
+            text = output.get("text", "") if output.output_type == "stream" else ""
+            if meta.get("grade") and ("Warning" in text or output.get("name") == "stderr"):
+                problems.append(f"{where}: the test cell prints {text.strip()[:160]!r}")
+    return problems
+
+
 def test_tamper_fast_subset(tmp_path):
     """`make tamper`'s fast cases through the real pipeline: each as expected, none earning a
     point unfairly, the honest control untouched, no hidden test in any feedback."""
-    from aelab.course import tamper
+    from aelab_course.quality import tamper
 
     rows, batch = tamper.run(tmp_path / "tamper", fast=True, workers=1)  # xdist grades a lab beside it
     assert {r["case"] for r in rows} == {c.name for c in tamper.CASES if c.fast}

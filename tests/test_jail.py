@@ -1,4 +1,4 @@
-"""The grading kernel's sandbox (aelab.course.jail), run on a plain Python command."""
+"""The grading kernel's sandbox (aelab_course.grading.jail), run on a plain Python command."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from aelab.course import jail
+from aelab_course.grading import jail
 
 PROBE = """
 import os, socket
@@ -39,7 +39,7 @@ def test_sandboxed_command_sees_only_its_folder(tmp_path):
     work.mkdir()
     env = dict(os.environ, AELAB_JAIL_HIDE=str(secret), AELAB_JAIL_UID="231234",
                PROBE_SECRET=str(secret / "hidden_tests.py"), PROBE_REPO_FILE=jail.__file__)
-    proc = subprocess.run([sys.executable, "-m", "aelab.course.jail", sys.executable, "-c", PROBE], cwd=work,
+    proc = subprocess.run([sys.executable, "-m", "aelab_course.grading.jail", sys.executable, "-c", PROBE], cwd=work,
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
@@ -54,6 +54,6 @@ def test_sandboxed_command_sees_only_its_folder(tmp_path):
 
 def test_without_settings_the_command_runs_as_it_is(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("AELAB_JAIL")}
-    proc = subprocess.run([sys.executable, "-m", "aelab.course.jail", sys.executable, "-c", "print('ran')"],
+    proc = subprocess.run([sys.executable, "-m", "aelab_course.grading.jail", sys.executable, "-c", "print('ran')"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert proc.stdout.strip() == "ran"

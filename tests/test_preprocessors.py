@@ -1,6 +1,6 @@
 import nbformat
 
-from aelab.course.preprocessors import ShortTracebacksInHiddenTests, StderrToStdout
+from aelab_course.grading.preprocessors import ShortTracebacksInHiddenTests, StderrToStdout
 
 
 def graded_cell(source, outputs, grade=True):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from aelab.course.scan import Finding, describe, scan_notebook
-from aelab.course.source import SETUP_TEMPLATE, labs, read_source
+from aelab_course.grading.scan import Finding, describe, scan_notebook
+from aelab_course.source import SETUP_TEMPLATE, labs, read_source
 
 SETUP = SETUP_TEMPLATE.format(repo_url="https://example.org/aelab", branch="main", title="Lab 01")
 IMPORTS = """\

@@ -2,7 +2,7 @@
 
 import pytest
 
-from aelab.course.source import Lab, SourceError, course_config, labs, read_source
+from aelab_course.source import Lab, SourceError, course_config, labs, read_source
 
 
 def write_lab(tmp_path, text, name="lab09_demo"):
@@ -91,7 +91,7 @@ def test_every_calibrated_threshold_is_the_one_its_test_cell_applies():
     import re
     import tomllib
 
-    from aelab.course.source import ROOT
+    from aelab_course.source import ROOT
 
     with (ROOT / "autograder" / "thresholds.toml").open("rb") as f:
         thresholds = tomllib.load(f)["threshold"]
