@@ -97,3 +97,25 @@ def test_raises():
 def test_passed_prints_to_stdout(capsys):
     checks.passed("thing")
     assert "thing" in capsys.readouterr().out
+
+
+def test_tensor_reports_the_device_and_checks_it():
+    meta = torch.empty(2, 3, device="meta")
+    checks.tensor(meta, "z", shape=(2, 3), device="meta")  # no data needed, nothing to check for NaN
+    with pytest.raises(CheckFailed, match="on meta.*got one on cpu|expected a tensor on meta"):
+        checks.tensor(torch.zeros(2, 3), "z", device="meta")
+    with pytest.raises(CheckFailed, match="meta device"):
+        checks.number(meta[0, 0], "x")
+
+
+def test_close_fails_clearly_when_the_devices_differ():
+    expected = torch.zeros(2, device="meta")
+    with pytest.raises(CheckFailed, match="device of the inputs"):
+        checks.close(torch.zeros(2), expected, "z")
+
+
+def test_needs_names_the_earlier_part(monkeypatch):
+    made_here = 1.0  # noqa: F841 - looked up by checks.needs in this frame
+    checks.needs("made_here", made_by="this test")
+    with pytest.raises(CheckFailed, match="needs pca_mse.*made by the PCA cell"):
+        checks.needs("pca_mse", made_by="the PCA cell")

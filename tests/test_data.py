@@ -131,3 +131,59 @@ def test_real_cifar(real_data, monkeypatch):
     assert cifar.train_labels[:5].tolist() == [6, 9, 9, 4, 1]
     mean = cifar.train_images.float().mean(dim=(0, 2, 3)) / 255
     torch.testing.assert_close(mean, torch.tensor([0.4914, 0.4822, 0.4465]), atol=1e-3, rtol=0)
+
+
+def test_data_root_keeps_the_name_you_gave_it(tmp_path, monkeypatch):
+    """Messages show the folder the student named, not where its symbolic links lead (issue 14)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "mydata"
+    link.symlink_to(real)
+    monkeypatch.setenv("AELAB_DATA", str(link))
+    assert aedata.data_root() == link
+    with pytest.raises(DataError) as info:
+        load_mnist()
+    assert str(link) in str(info.value) and str(real) not in str(info.value)
+
+
+def test_without_aelab_data_the_repository_data_folder_is_used(monkeypatch):
+    """Installed from a checkout (editable), aelab reads and downloads into that checkout's data/:
+    the folder beside data/README.md, whatever the working folder."""
+    from pathlib import Path
+
+    monkeypatch.delenv("AELAB_DATA", raising=False)
+    monkeypatch.chdir("/")
+    root = aedata.data_root()
+    assert (root / "README.md").is_file() and root.name == "data"
+    assert Path(aedata.__file__).resolve().is_relative_to(root.parent.resolve())
+
+
+def test_validation_split_is_held_out_of_training():
+    images = torch.arange(20, dtype=torch.uint8).reshape(20, 1, 1, 1)
+    labels = torch.arange(20) % 10
+    data = aedata.ImageDataset("toy", images, labels, images[:5], labels[:5], tuple("0123456789"), "memory")
+    with pytest.raises(ValueError, match="no validation split"):
+        data.split("val")
+    held = data.with_validation(4)
+    assert len(held.train_images) == 16 and len(held.val_images) == 4
+    assert held.images("val").mul(255).round().flatten().tolist() == [16, 17, 18, 19]
+    assert not set(held.split("train")[0].flatten().tolist()) & set(held.split("val")[0].flatten().tolist())
+    assert "4 validation" in held.describe()
+    with pytest.raises(ValueError, match="validation size"):
+        data.with_validation(20)
+    assert next(iter(held.batches("val", batch_size=2)))[0].shape == (2, 1, 1, 1)
+
+
+def test_mnist_from_the_official_gz_files_alone(tmp_path, monkeypatch, real_data):
+    """A copy of MNIST's four .gz files (as on the official mirrors) is unpacked on first use:
+    torchvision itself reads only the unpacked files."""
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        shutil.copyfile(real_data / "MNIST" / "raw" / f"{name}.gz", raw / f"{name}.gz")
+    monkeypatch.setenv("AELAB_DATA", str(tmp_path))
+    monkeypatch.setattr(aedata, "_cache", {})
+    mnist = load_mnist()
+    assert len(mnist.train_images) == 60_000 and (raw / "t10k-images-idx3-ubyte").is_file()

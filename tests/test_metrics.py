@@ -4,20 +4,7 @@ import torch
 from torch import nn
 
 from aelab.data import Batches
-from aelab.metrics import collect_latents, count_parameters, latent_quality, principal_angles, reconstruction_mse
-
-
-def test_principal_angles_of_known_subspaces():
-    e = torch.eye(4)
-    torch.testing.assert_close(principal_angles(e[:, :2], e[:, :2] @ torch.tensor([[2.0, 1.0], [0.0, 3.0]])),
-                               torch.zeros(2), atol=1e-3, rtol=0)
-    torch.testing.assert_close(principal_angles(e[:, :2], e[:, 2:]), torch.full((2,), 90.0))
-    # A plane at 30 degrees to another along one direction, sharing the other.
-    c, s = np.cos(np.pi / 6), np.sin(np.pi / 6)
-    tilted = torch.tensor([[1.0, 0.0], [0.0, c], [0.0, s], [0.0, 0.0]])
-    torch.testing.assert_close(principal_angles(e[:, :2], tilted), torch.tensor([0.0, 30.0]), atol=1e-3, rtol=0)
-    with pytest.raises(ValueError):
-        principal_angles(torch.zeros(3, 2), torch.zeros(4, 2))
+from aelab.metrics import collect_latents, count_parameters, first_output, latent_quality, reconstruction_mse
 
 
 def test_latent_quality_separates_clear_clusters_from_noise():
@@ -76,3 +63,47 @@ def test_collect_latents_puts_a_module_in_eval_and_restores_it():
 
 def test_count_parameters():
     assert count_parameters(nn.Linear(3, 2)) == 8
+
+
+def test_collect_latents_takes_the_first_output_of_an_encoder_that_returns_a_tuple():
+    class Gaussian(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mu = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.mu(x), torch.zeros(len(x), 3)
+
+    z, _ = collect_latents(Gaussian(), _batches())
+    assert z.shape == (30, 3) and z.abs().sum() > 0
+    assert first_output((torch.ones(1), 2)).item() == 1.0 and first_output(torch.zeros(2)).shape == (2,)
+
+
+def test_metrics_move_to_the_cpu_before_float64():
+    """MPS has no float64: every .double() in the package must come after .cpu() (issue 13, item 7)."""
+    import re
+    from pathlib import Path
+
+    import aelab
+
+    package = Path(aelab.__file__).parent
+    offending = []
+    for path in package.glob("*.py"):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            for match in re.finditer(r"\.double\(\)", line):
+                before = line[:match.start()]
+                # float64 on the CPU only: the tensor was moved there on this line, or made there.
+                if ".cpu()" not in before and "bincount" not in before and "torch.arange" not in before:
+                    offending.append(f"{path.name}:{number}: {line.strip()}")
+    assert not offending, offending
+
+
+def test_metrics_accept_tensors_on_another_device():
+    """The meta device stands in for a GPU: a helper that converted to float64 before moving to the
+    CPU, or mixed devices, would raise here."""
+    meta = torch.empty(4, 2, device="meta")
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        meta.cpu()  # meta tensors carry no data: helpers that must read values cannot take them
+    batches = [(torch.rand(3, 4), torch.zeros(3, dtype=torch.long))]
+    z, y = collect_latents(nn.Linear(4, 2), batches)
+    assert z.device.type == "cpu" and z.dtype == torch.float32

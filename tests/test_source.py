@@ -2,7 +2,8 @@
 
 import pytest
 
-from aelab_course.source import Lab, SourceError, course_config, labs, read_source
+from aelab_course.paths import course_config
+from aelab_course.source import Lab, SourceError, check_test_cell, install_url, labs, read_source
 
 
 def write_lab(tmp_path, text, name="lab09_demo"):
@@ -27,7 +28,10 @@ def f(x: int) -> int:
     ### END SOLUTION
 
 # %% test id=test_f points=2
-assert f(2) == 4
+def _test_f():
+    assert f(2) == 4
+
+_test_f()
 
 # %% [markdown] answer id=words points=3
 # An answer.
@@ -51,10 +55,12 @@ def test_cells_get_nbgrader_metadata(tmp_path):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_setup_cell_installs_from_the_configured_repo_without_touching_torch(tmp_path):
+def test_setup_cell_installs_the_pinned_student_package_without_touching_torch(tmp_path):
     setup = read_source(write_lab(tmp_path, GOOD)).cells[1].source
     config = course_config()
-    assert f"git+{config['repo_url']}@{config['branch']}" in setup
+    assert f"git+{config['student_repo']}@v{config['student_version']}#subdirectory=package" in setup
+    assert install_url() in setup and "@main" not in setup
+    assert f"version={config['student_version']!r}" in setup, "the notebook names the aelab version it needs"
     assert "--no-deps" in setup and "google.colab" in setup
     code = [line for line in setup.splitlines() if not line.lstrip().startswith("#")]
     assert not any("torch" in line for line in code), "the setup cell must not install or touch torch"
@@ -62,7 +68,7 @@ def test_setup_cell_installs_from_the_configured_repo_without_touching_torch(tmp
 
 @pytest.mark.parametrize("text, message", [
     ("# %% setup\n# %% solution\nx = 1\n", "needs id="),
-    ("# %% setup\n# %% test id=t\nx = 1\n", "needs points="),
+    ("# %% setup\n# %% test id=t\n_x = 1\n", "needs points="),
     ("# %% setup\n# %% solution id=s\nx = 1\n", "BEGIN SOLUTION"),
     ("# %% setup\n# %% frobnicate id=s\n", "unknown cell kind"),
     ("# %% setup\n# %% [markdown]\nnot a comment\n", "must start with '# '"),
@@ -87,14 +93,13 @@ def test_every_lab_source_parses():
 
 
 def test_every_calibrated_threshold_is_the_one_its_test_cell_applies():
-    """autograder/thresholds.toml mirrors the numbers in the test cells; `make calibrate` reads it."""
+    """autograder/thresholds/<lab>.toml mirrors the numbers in the test cells; `make calibrate` reads it."""
     import re
-    import tomllib
 
-    from aelab_course.source import ROOT
+    from aelab_course.quality.calibrate import load_thresholds
 
-    with (ROOT / "autograder" / "thresholds.toml").open("rb") as f:
-        thresholds = tomllib.load(f)["threshold"]
+    thresholds = load_thresholds()
+    assert {t["lab"] for t in thresholds} == {lab.lab_id for lab in labs()}, "every lab registers its thresholds"
     by_lab = {lab.lab_id: lab for lab in labs()}
     for t in thresholds:
         assert t["bound"] in ("max", "min"), t
@@ -106,8 +111,52 @@ def test_every_calibrated_threshold_is_the_one_its_test_cell_applies():
 
 
 def test_a_test_cell_may_not_end_with_a_value(tmp_path):
-    text = "# %% setup\n# %% test id=t points=1\nfrom aelab import checks\nchecks.less(0.1, 0.2, 'x')\n"
+    text = "# %% setup\n# %% test id=t points=1\nfrom aelab import checks as _checks\n_checks.less(0.1, 0.2, 'x')\n"
     with pytest.raises(SourceError, match="score"):
         read_source(write_lab(tmp_path, text))
-    ok = text + "checks.passed('x')\n"
+    ok = text + "_checks.passed('x')\n"
     read_source(write_lab(tmp_path, ok))
+
+
+@pytest.mark.parametrize("code, bound", [
+    ("F = 1", "F"),
+    ("import numpy as np", "np"),
+    ("from aelab import checks", "checks"),
+    ("for n in range(3):\n    pass", "n"),
+    ("def helper():\n    pass", "helper"),
+    ("class Probe:\n    pass", "Probe"),
+    ("vq, data = 1, 2", "data, vq"),
+    ("with open('x') as optimizer:\n    pass", "optimizer"),
+    ("try:\n    pass\nexcept Exception as mean:\n    pass", "mean"),
+    ("if (codebook := 3):\n    pass", "codebook"),
+])
+def test_a_test_cell_may_not_bind_a_student_name(code, bound):
+    """Test cells leave the student's names alone (issue 11): F, vq, optimizer, data, codebook, n, mean."""
+    with pytest.raises(SourceError, match=f"binds {bound} "):
+        check_test_cell(code + "\n", "lab.py:1")
+
+
+def test_names_inside_functions_and_with_underscores_are_fine():
+    check_test_cell("def _test():\n    F = 1\n    import numpy as np\n    [n for n in range(2)]\n\n_test()\n", "x")
+    check_test_cell("_gen = 1\nfor _i in range(2):\n    pass\n_f = lambda x: x\n", "x")
+
+
+def test_every_test_cell_of_every_lab_leaves_the_students_names_alone():
+    """The rule holds for each lab's visible and hidden tests (read_source enforces it)."""
+    for lab in labs():
+        read_source(lab)
+
+
+def test_a_readonly_cell_includes_an_earlier_labs_answers(tmp_path, monkeypatch):
+    from aelab_course import source
+
+    earlier = write_lab(tmp_path, GOOD.replace("# %% solution id=f", "# %% solution id=f"), name="lab01_demo")
+    later = write_lab(tmp_path, "# %% setup\n\n# %% readonly id=given include=lab01_demo:f\n", name="lab02_demo")
+    monkeypatch.setattr(source, "SOLUTIONS", tmp_path)
+    cell = next(c for c in read_source(later).cells if c.metadata.get("nbgrader", {}).get("grade_id") == "given")
+    assert "return 2 * x" in cell.source and "BEGIN SOLUTION" not in cell.source
+    assert cell.metadata["nbgrader"]["locked"] and not cell.metadata["nbgrader"]["solution"]
+    bad = write_lab(tmp_path, "# %% setup\n\n# %% readonly id=g include=lab01_demo:nope\n", name="lab03_demo")
+    with pytest.raises(SourceError, match="no solution cell 'nope'"):
+        read_source(bad)
+    assert earlier.lab_id == "lab01_demo"

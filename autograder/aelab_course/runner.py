@@ -105,8 +105,10 @@ def run_script(lab: Lab, *, hidden: bool = True, replace: dict[str, str] | None 
     """Run the lab's code cells in order in one fresh namespace, in this process.
 
     `replace` maps a cell's grade_id to other code (a stub's stand-in); `stop_after` ends the run
-    after the cell with that grade_id; `only` runs just the plain code cells up to the first test,
-    the readonly cells and the cells named in it. Figures are closed after each cell.
+    after the cell with that grade_id; `only` runs no training: the setup cell, the plain cells up
+    to the first test (imports and data), every solution and readonly cell, the plain cells that only
+    define things (imports, functions, classes), and, of the test cells, those named in it. Figures
+    are closed after each cell.
     """
     import matplotlib
 
@@ -128,8 +130,8 @@ def run_script(lab: Lab, *, hidden: bool = True, replace: dict[str, str] | None 
                 continue
             grade_id = cell.grade_id or f"cell {index}"
             if only is not None:
-                wanted = (cell.kind in ("setup", "readonly") or grade_id in only
-                          or (cell.kind is None and not seen_test))
+                wanted = (cell.kind in ("setup", "readonly", "solution") or grade_id in only
+                          or (cell.kind is None and (not seen_test or _defines_only(cell.text))))
                 seen_test = seen_test or cell.kind == "test"
                 if not wanted:
                     continue
@@ -156,6 +158,27 @@ def run_script(lab: Lab, *, hidden: bool = True, replace: dict[str, str] | None 
             sys.modules["__main__"] = saved_main
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _defines_only(code: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return all(isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)) for node in tree.body)
+
+
+def tests_of(lab: Lab, stub: str) -> list[str]:
+    """The test cells that check a solution cell: those after it, up to the next solution cell."""
+    found, after = [], False
+    for cell in raw_cells(lab.path):
+        if cell.kind == "solution":
+            if after:
+                break
+            after = cell.grade_id == stub
+        elif after and cell.kind == "test":
+            found.append(cell.grade_id)
+    return found
 
 
 def definitions(lab: Lab, **globals_) -> types.ModuleType:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import nbformat
 
-from aelab.progress import progress_bar
+from aelab.tracking import progress_bar
 
 from ..course import Course, CourseError
 from ..paths import AUTOGRADER, BUILD, DOCS, ROOT, SOLUTIONS

@@ -27,7 +27,7 @@ from types import ModuleType
 # torch, a list: the kernel swaps some builtins per request (input), and torch wraps some of its
 # own functions lazily (manual_seed, when dynamo loads).
 WATCHED_MODULES = ("math", "numpy", "numpy.testing", "torch.nn.functional", "aelab", "aelab.checks",
-                   "aelab.metrics", "aelab.progress", "aelab.runtime", "aelab.data")
+                   "aelab.metrics", "aelab.tracking", "aelab.runtime", "aelab.data")
 WATCHED_NAMES = {
     "builtins": ("isinstance", "issubclass", "type", "float", "int", "bool", "str", "repr", "abs", "len", "min",
                  "max", "sum", "round", "all", "any", "sorted", "zip", "enumerate", "range", "iter", "next",

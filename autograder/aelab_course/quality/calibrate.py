@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import date
 from pathlib import Path
 
-from aelab.progress import progress_bar
+from aelab.tracking import progress_bar
 
 from ..paths import AUTOGRADER, BUILD, DOCS
 from ..source import Lab

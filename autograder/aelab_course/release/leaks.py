@@ -44,8 +44,13 @@ class Secrets:
     def add(self, text: str, origin: str, public: set[str]) -> None:
         for line in text.splitlines():
             key = normalize(line)
-            if len(key) >= MIN_CHARS and key not in public and not key.startswith("#"):
+            if len(key) >= MIN_CHARS and key not in public and not key.startswith("#") and not _is_import(key):
                 self.lines.setdefault(key, origin)
+
+
+def _is_import(line: str) -> bool:
+    """An import names a library, not an answer."""
+    return bool(re.match(r"^(import [\w., ]+( as \w+)?|from [\w.]+ import [\w., ()]+)$", line))
 
 
 def _regions(lines: tuple[str, ...], begin: str, end: str) -> tuple[list[str], list[str]]:

@@ -103,8 +103,8 @@ def build(out: Path, chosen: list[Lab], *, student: Path = STUDENT, notebooks: P
     shutil.copyfile(student / "README.md", package / "README.md")
     shutil.copytree(student / "src", package / "src", ignore=IGNORED)
     wheel = build_wheel(package, out / "wheels")
-    for leftover in package.rglob("*.egg-info"):
-        shutil.rmtree(leftover)
+    for leftover in [package / "build", *package.rglob("*.egg-info")]:
+        shutil.rmtree(leftover, ignore_errors=True)
     (out / "data").mkdir()
     shutil.copyfile(ROOT / "data" / "README.md", out / "data" / "README.md")
     readme = (student / "course_readme.md").read_text().format(

@@ -9,7 +9,7 @@ from . import checks
 from .data import Batches, DataError, ImageDataset, load_cifar10, load_mnist, to_float
 from .metrics import collect_latents, count_parameters, first_output, latent_quality, reconstruction_mse
 from .plots import plot_curves, plot_latent_scatter, plot_losses, show_images, show_reconstructions, show_table
-from .progress import BatchIterable, History, LossFn, Stopwatch, progress, progress_bar
+from .tracking import BatchIterable, History, LossFn, Stopwatch, progress, progress_bar
 from .report import record
 from .runtime import (ConfigError, budget, by_budget, describe, device_of, evaluating, get_device, seed_everything,
                       warnings_to_stdout)

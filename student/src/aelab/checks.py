@@ -66,6 +66,8 @@ def number(value: object, name: str, *, finite: bool = True, hint: str = "") -> 
     if type(value) in (Tensor, torch.nn.Parameter):
         if value.numel() != 1:
             _fail(name, f"expected a single number, got a tensor of shape {tuple(value.shape)}", hint)
+        if value.device.type == "meta":
+            _fail(name, "expected a number, got a tensor on the meta device (it holds no value)", hint)
         result = float(value.detach().cpu().reshape(()).item())
     elif type(value) in (int, float) or isinstance(value, (np.floating, np.integer)):
         result = float(value)

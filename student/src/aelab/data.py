@@ -234,6 +234,7 @@ def _read_mnist(root: Path) -> ImageDataset:
     missing = [f for f in needed if not (raw / f).is_file() and not (raw / f"{f}.gz").is_file()]
     if missing and not download_allowed():
         raise DataError(f"MNIST was not found: looked for {', '.join(missing)} in {raw}. " + _fix_hint("MNIST"))
+    _unpack_gz(raw, [f for f in needed if f not in missing])
     from torchvision import datasets  # imported here: it is slow to import and only needed once
 
     try:
@@ -252,6 +253,25 @@ def _read_mnist(root: Path) -> ImageDataset:
     )
     _validate(data, train_size=60_000, test_sizes=(10_000,), shape=(1, 28, 28), where=raw)
     return data
+
+
+def _unpack_gz(folder: Path, names: list[str]) -> None:
+    """torchvision reads MNIST's unpacked files only: unpack the official .gz files beside them."""
+    import gzip
+    import shutil
+
+    for name in names:
+        packed, unpacked = folder / f"{name}.gz", folder / name
+        if unpacked.is_file() or not packed.is_file():
+            continue
+        try:
+            with gzip.open(packed, "rb") as source, open(f"{unpacked}.part", "wb") as target:
+                shutil.copyfileobj(source, target)
+            os.replace(f"{unpacked}.part", unpacked)
+        except OSError as exc:
+            raise DataError(f"MNIST's {packed.name} in {folder} could not be unpacked ({type(exc).__name__}: "
+                            f"{exc}): the folder must be writable, or hold the unpacked files too. "
+                            + _fix_hint("MNIST")) from None
 
 
 def _read_cifar10(root: Path) -> ImageDataset:

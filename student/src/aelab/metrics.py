@@ -21,15 +21,16 @@ def first_output(output: Tensor | tuple | list) -> Tensor:
 def reconstruction_mse(model: nn.Module, batches: Iterable) -> float:
     """The mean squared error per pixel between the images of `batches` and the model's
     reconstructions (its output, or the first element of its output), in evaluation mode."""
-    total, count = 0.0, 0
+    squared_error, pixels = 0.0, 0
     with evaluating(model):
-        for images, _ in batches:
-            recon = first_output(model(images))
-            total = total + (recon.float() - images.float()).pow(2).sum()
-            count += images.numel()
-    if count == 0:
+        for inputs, _ in batches:
+            recon = first_output(model(inputs))
+            # Summed on the device, read once at the end: .item() per batch would stall a GPU.
+            squared_error = squared_error + (recon.float() - inputs.float()).pow(2).sum()
+            pixels += inputs.numel()
+    if pixels == 0:
         raise ValueError("reconstruction_mse got no batches")
-    return float(total) / count
+    return float(squared_error) / pixels
 
 
 def collect_latents(encode: Callable[[Tensor], Tensor], batches: Iterable) -> tuple[Tensor, Tensor]:

@@ -1,4 +1,4 @@
-"""Progress bars and loss histories: the bookkeeping around a training loop (the loop is yours)."""
+"""Progress bars, loss histories and stopwatches: the bookkeeping around a training loop (the loop is yours)."""
 
 from __future__ import annotations
 
