@@ -11,7 +11,9 @@
 #   make calibrate    run the references over SEEDS seeds (default 20); writes build/calibration/
 #   make tamper       grade hostile and broken submissions; writes build/tamper.csv
 #   make gpu-check    the references at the full budget, their tests and the GPU benchmark, on a GPU;
-#                     writes build/gpu-check/ (GPU_ARGS="--smoke" on a CPU in seconds)
+#                     writes build/gpu-check/ (GPU_ARGS="--smoke": a CPU smoke run, about 2 minutes).
+#                     On a lent GPU machine (no network, no venv) run it as docs/gpu/README.md says.
+#   make gpu-bundle   the data the GPU check carries (at most 64 MiB) into .gpu-bundle/
 #   make bench        time training (vs the course notes' DataLoader) and grading on this machine;
 #                     writes build/bench.md and build/bench.csv (BENCH_ARGS="--only throughput" ...)
 #   make bench-grading  20 submissions: aelab's parallel grader vs serial `nbgrader autograde`
@@ -31,7 +33,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 GPU_ARGS ?=
 
-.PHONY: setup test release student solutions autograde demo mutants equivalents calibrate tamper gpu-check \
+.PHONY: setup test release student solutions autograde demo mutants equivalents calibrate tamper gpu-check gpu-bundle \
         bench bench-grading clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml student/pyproject.toml
@@ -74,6 +76,9 @@ tamper: setup
 
 gpu-check: setup
 	$(PY) -m aelab_course.gpucheck $(GPU_ARGS)
+
+gpu-bundle: setup
+	$(PY) -m aelab_course.gpucheck bundle
 
 bench-grading: setup
 	$(PY) -m aelab_course bench-grading

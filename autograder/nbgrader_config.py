@@ -35,7 +35,7 @@ c.Execute.error_on_timeout = {
 c.KernelManager.transport = "ipc"
 # An absolute socket path: the kernel runs in the notebook's folder, nbgrader in the course's.
 # aelab's grader gives each submission a private folder for it (AELAB_KERNEL_DIR), the one folder
-# besides its own that the sandboxed kernel can see (src/aelab/course/jail.py).
+# besides its own that the sandboxed kernel can see (autograder/aelab_course/grading/jail.py).
 c.KernelManager.ip = os.path.join(os.environ.get("AELAB_KERNEL_DIR") or tempfile.gettempdir(), f"k{os.getpid()}")
 
 # Duplicated or made-up nbgrader cells become the student's own cells before nbgrader restores the
@@ -60,7 +60,7 @@ c.Autograde.autograde_preprocessors = [
 
 # aelab's grader runs each submission in a course folder of its own, then gathers the executed
 # notebooks into the class course with AELAB_GRADING_PHASE=ingest: restore the locked cells
-# again and score the outputs already there, executing nothing (src/aelab/course/grader.py).
+# again and score the outputs already there, executing nothing (autograder/aelab_course/grading/grader.py).
 if os.environ.get("AELAB_GRADING_PHASE") == "ingest":
     c.Autograde.sanitize_preprocessors = [DeduplicateIds, ForgetUnknownCells, OverwriteKernelspec, OverwriteCells,
                                           CheckCellMetadata]

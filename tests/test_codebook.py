@@ -88,12 +88,17 @@ def test_collect_codes_concatenates_batches_in_eval_mode_and_restores_the_mode()
 
 
 def test_plot_code_usage_draws_one_curve_per_model_and_counts_dead_codes():
-    fig = plot_code_usage({"before": torch.tensor([5, 0, 0, 1]), "after": torch.tensor([2, 2, 1, 1])})
-    ax = fig.axes[0]
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    # None, so that a cell ending with the call shows the figure once.
+    assert plot_code_usage({"before": torch.tensor([5, 0, 0, 1]), "after": torch.tensor([2, 2, 1, 1])}) is None
+    ax = plt.gcf().axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["before: 2 of 4 codes dead", "after: 0 of 4 codes dead"]
     assert ax.get_yscale() == "log"
-    assert plot_code_usage(torch.tensor([3, 1])) is not None
+    assert plot_code_usage(torch.tensor([3, 1])) is None
+    plt.close("all")
 
 
 # --- decoding random codes -----------------------------------------------------------------------
@@ -124,13 +129,23 @@ class _ToyDecoder(nn.Module):
 
 
 def test_show_code_samples_draws_a_row_per_kind_and_keeps_the_mode():
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
     decoder = _ToyDecoder().train()
     real = torch.randint(0, 6, (10, 4, 4))
-    fig = show_code_samples(decoder.decode_codes, real, 6, counts=code_counts(real, 6), n=5)
-    assert len(fig.axes) == 3 * 5
+    assert show_code_samples(decoder.decode_codes, real, 6, counts=code_counts(real, 6), n=5) is None
+    assert len(plt.gcf().axes) == 3 * 5
     assert decoder.training
-    fig = show_code_samples(decoder.decode_codes, real, 6, n=3)
-    assert len(fig.axes) == 2 * 3
+    show_code_samples(decoder.decode_codes, real, 6, n=3)
+    assert len(plt.gcf().axes) == 2 * 3
+    # Extra rows (grids from a learned prior) come after the real codes, before the random ones.
+    show_code_samples(decoder.decode_codes, real, 6, extra={"prior": real.flip(0)}, n=4)
+    labels = [ax.get_ylabel() for ax in plt.gcf().axes[::4]]
+    assert labels == ["real codes", "prior", "uniform random"]
+    with pytest.raises(ValueError):
+        show_code_samples(decoder.decode_codes, real, 6, extra={"prior": torch.zeros(3, 2, 2, dtype=torch.long)})
+    plt.close("all")
 
 
 # --- restarting dead codes during training -------------------------------------------------------

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import matplotlib
 import pytest
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor, nn
 
-from aelab.generative import (interpolate, latent_grid, latent_traversal, linear_path, mlp, per_dimension_kl,
-                              plot_beta_sweep, sample_prior, show_interpolations, show_manifold, show_samples,
+from aelab.generative import (interpolate, latent_grid, latent_traversal, linear_path, mlp, plot_beta_sweep,
+                              probabilities, sample_prior, show_interpolations, show_manifold, show_samples,
                               show_traversal, tile_images)
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
 
 
 class Recorder(nn.Module):
@@ -84,8 +93,8 @@ def test_tile_images_places_each_image():
 
 def test_show_manifold_runs_in_eval_mode_and_restores_training():
     decoder = Recorder(latent=2).train()
-    fig = show_manifold(decoder, n=4, limit=2.0)
-    assert isinstance(fig, Figure)
+    assert show_manifold(decoder, n=4, limit=2.0) is None  # shown once by Jupyter, never echoed
+    assert len(plt.gcf().axes) == 1
     assert decoder.calls == [(False, False)]
     assert decoder.training
 
@@ -127,7 +136,8 @@ def test_sample_prior_temperature_zero_decodes_the_origin():
 
 
 def test_show_samples_one_row_per_decoder_and_row():
-    fig = show_samples({"a": Recorder(5), "b": Recorder(5)}, 5, n=4, rows=2)
+    assert show_samples({"a": Recorder(5), "b": Recorder(5)}, 5, n=4, rows=2) is None
+    fig = plt.gcf()
     rows = {round(ax.get_position().y0, 3) for ax in fig.axes}
     assert len(fig.axes) == 4 * 4 and len(rows) == 4
 
@@ -173,8 +183,8 @@ def test_interpolate_puts_modules_in_eval_mode():
 
 def test_show_interpolations_one_row_per_model():
     models = {"one": (TupleEncoder(2), Recorder(2)), "two": (TupleEncoder(2), Recorder(2))}
-    fig = show_interpolations(models, torch.rand(784), torch.rand(784), steps=5)
-    assert len(fig.axes) == 2 * 5
+    assert show_interpolations(models, torch.rand(784), torch.rand(784), steps=5) is None
+    assert len(plt.gcf().axes) == 2 * 5
 
 
 # --- traversal ----------------------------------------------------------------------------------
@@ -196,30 +206,59 @@ def test_latent_traversal_rejects_a_dimension_out_of_range():
 
 
 def test_show_traversal_shape():
-    fig = show_traversal(Recorder(4), torch.zeros(4), dims=[1, 3], values=[-2.0, 0.0, 2.0])
-    assert len(fig.axes) == 2 * 3
+    assert show_traversal(Recorder(4), torch.zeros(4), dims=[1, 3], values=[-2.0, 0.0, 2.0]) is None
+    assert len(plt.gcf().axes) == 2 * 3
 
 
 # --- diagnostics --------------------------------------------------------------------------------
 
-def test_per_dimension_kl_matches_torch_distributions():
-    gen = torch.Generator().manual_seed(0)
-    mu, logvar = torch.randn(50, 6, generator=gen), torch.randn(50, 6, generator=gen)
-    d = torch.distributions
-    expected = d.kl_divergence(d.Normal(mu, torch.exp(0.5 * logvar)), d.Normal(0.0, 1.0)).mean(0)
-    got = per_dimension_kl(mu, logvar)
-    assert got.shape == (6,)
-    assert torch.allclose(got, expected, atol=1e-5)
-    assert torch.allclose(per_dimension_kl(torch.zeros(4, 3), torch.zeros(4, 3)), torch.zeros(3))
-
-
-def test_per_dimension_kl_rejects_mismatched_shapes():
-    with pytest.raises(ValueError):
-        per_dimension_kl(torch.zeros(4, 3), torch.zeros(4, 2))
-
-
 def test_plot_beta_sweep_with_beta_zero():
-    fig = plot_beta_sweep([0.0, 0.5, 1.0, 4.0], [100.0, 110.0, 120.0, 150.0], [240.0, 28.0, 19.0, 5.0])
+    assert plot_beta_sweep([0.0, 0.5, 1.0, 4.0], [100.0, 110.0, 120.0, 150.0], [240.0, 28.0, 19.0, 5.0]) is None
+    fig = plt.gcf()
     assert len(fig.axes) == 2
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["0", "0.5", "1", "4"]
     assert fig.axes[1].get_yscale() == "log"
+
+
+# --- logits -------------------------------------------------------------------------------------
+
+class LogitVAE(nn.Module):
+    """A model whose decode returns logits (large ones, far outside [0, 1]), as lab 04's VAE does."""
+
+    def __init__(self, latent: int = 2):
+        super().__init__()
+        self.linear = nn.Linear(latent, 784)
+        self.dropout = nn.Dropout(0.5)
+        self.calls: list[tuple[bool, bool]] = []
+
+    def decode(self, z: Tensor) -> Tensor:
+        self.calls.append((self.training, torch.is_grad_enabled()))
+        return self.dropout(self.linear(z)) * 50.0
+
+
+def test_probabilities_is_the_sigmoid_of_the_logits():
+    model = LogitVAE().eval()
+    z = torch.randn(5, 2)
+    with torch.no_grad():
+        want = torch.sigmoid(model.decode(z))
+        got = probabilities(model.decode)(z)
+    assert torch.equal(got, want)
+    assert got.min() >= 0 and got.max() <= 1
+    assert torch.equal(probabilities(nn.Identity())(torch.tensor([0.0])), torch.tensor([0.5]))
+    with pytest.raises(TypeError):
+        probabilities(3)
+
+
+def test_probabilities_keeps_the_model_findable_for_the_helpers():
+    model = LogitVAE().train()
+    images = sample_prior(probabilities(model.decode), 2, n=4, seed=1)
+    assert images.shape == (4, 784) and images.min() >= 0 and images.max() <= 1
+    assert model.calls == [(False, False)]  # run in eval mode (dropout off), without a graph ...
+    assert model.training                   # ... and put back as it was
+    model.eval()
+    show_manifold(probabilities(model.decode), n=3)
+    assert not model.training               # an eval-mode model stays in eval mode
+    meta = LogitVAE().to("meta")
+    from aelab.runtime import device_of
+    assert device_of(probabilities(meta.decode)).type == "meta"
+    assert device_of(probabilities(lambda z: z)).type == "cpu"

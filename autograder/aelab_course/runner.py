@@ -25,8 +25,9 @@ import traceback
 import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from .source import BEGIN_HIDDEN, END_HIDDEN, Lab, RawCell, raw_cells
+from .source import BEGIN_HIDDEN, END_HIDDEN, Lab, RawCell, included_answers, raw_cells
 
 # The setup cell without the Colab install: what a script runs instead.
 SCRIPT_SETUP = "import aelab\ndevice = aelab.setup_notebook({title!r})"
@@ -56,10 +57,8 @@ def cell_code(cell: RawCell, lab: Lab, *, hidden: bool = True) -> str:
     if cell.kind == "setup":
         return SCRIPT_SETUP.format(title=lab.title)
     if "include" in cell.options:
-        from .source import _included
-
         own = cell.text.strip("\n")
-        included = _included(cell.options["include"], cell.where)
+        included = included_answers(cell.options["include"], cell.where)
         return own + "\n\n" + included if own else included
     if cell.kind == "test" and not hidden:
         lines, inside = [], False
@@ -101,14 +100,17 @@ class ScriptResult:
 
 
 def run_script(lab: Lab, *, hidden: bool = True, replace: dict[str, str] | None = None,
-               stop_after: str | None = None, only: set[str] | None = None, echo: bool = False) -> ScriptResult:
+               stop_after: str | None = None, only: set[str] | None = None, echo: bool = False,
+               on_cell: Callable[[CellResult], None] | None = None) -> ScriptResult:
     """Run the lab's code cells in order in one fresh namespace, in this process.
 
     `replace` maps a cell's grade_id to other code (a stub's stand-in); `stop_after` ends the run
     after the cell with that grade_id; `only` runs no training: the setup cell, the plain cells up
     to the first test (imports and data), every solution and readonly cell, the plain cells that only
-    define things (imports, functions, classes), and, of the test cells, those named in it. Figures
-    are closed after each cell.
+    define things (imports, functions, classes), and, of the test cells, those named in it.
+    `on_cell` is called with each cell's result as soon as the cell ends (the GPU check writes
+    them to disk, so that a run stopped at its time limit keeps what it finished). Figures are
+    closed after each cell.
     """
     import matplotlib
 
@@ -151,6 +153,8 @@ def run_script(lab: Lab, *, hidden: bool = True, replace: dict[str, str] | None 
             points = float(cell.options.get("points", 0)) if cell.kind == "test" and not error else 0.0
             result.cells.append(CellResult(index, grade_id, cell.kind or "code", time.perf_counter() - began,
                                            error, points))
+            if on_cell is not None:
+                on_cell(result.cells[-1])
             if stop_after is not None and grade_id == stop_after:
                 break
     finally:
@@ -181,21 +185,42 @@ def tests_of(lab: Lab, stub: str) -> list[str]:
     return found
 
 
+# Calls a constant setting may make: a setting like EPOCHS = aelab.by_budget(quick=2, full=30) is
+# kept by `definitions`, an assignment that loads data or trains is not.
+SETTING_CALLS = {"by_budget", "dict", "tuple", "list", "set", "frozenset", "range", "float", "int", "str", "device"}
+
+
+def _is_setting(node: ast.AST) -> bool:
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)) or getattr(node, "value", None) is None:
+        return False
+    for call in (n for n in ast.walk(node.value) if isinstance(n, ast.Call)):
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if name not in SETTING_CALLS:
+            return False
+    return True
+
+
 def definitions(lab: Lab, **globals_) -> types.ModuleType:
-    """A module holding the lab's imports, functions, classes and constant settings, taken from
-    its setup, solution and read-only cells (reference answers included), and nothing that
-    loads data or trains. `globals_` are set first (say DATA_VARIANCE, which the lab computes
-    from the data)."""
+    """A module holding the lab's imports, functions, classes and constant settings (assignments
+    that call nothing but aelab.by_budget, dict, tuple and the like), taken from its setup, solution
+    and read-only cells and its plain cells, in order (reference answers included), and nothing
+    that loads data or trains. `globals_` are set first (say DATA_VARIANCE, which the lab computes
+    from the data). A setting that cannot be computed without the data is left out."""
     module = types.ModuleType(f"aelab_solutions.{lab.lab_id}")
     module.__dict__.update(globals_)
     for cell in raw_cells(lab.path):
         if cell.cell_type != "code" or cell.kind == "test":
             continue
         tree = ast.parse(cell_code(cell, lab) if cell.kind != "setup" else "import aelab")
-        keep = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef,
-                                                                ast.ClassDef))]
-        code = compile(ast.Module(body=keep, type_ignores=[]), f"<{lab.lab_id}:{cell.grade_id or 'code'}>", "exec")
-        exec(code, module.__dict__)
+        where = f"<{lab.lab_id}:{cell.grade_id or 'code'}>"
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+                exec(compile(ast.Module(body=[node], type_ignores=[]), where, "exec"), module.__dict__)
+            elif _is_setting(node):
+                try:
+                    exec(compile(ast.Module(body=[node], type_ignores=[]), where, "exec"), module.__dict__)
+                except Exception:  # noqa: BLE001 - a setting that needs the data is not a constant
+                    continue
     return module
 
 

@@ -169,7 +169,7 @@ def strip_solution_markers(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.strip() not in (BEGIN, END))
 
 
-def _included(spec: str, where: str) -> str:
+def included_answers(spec: str, where: str) -> str:
     """The reference answers of the cells named by an include=LAB:CELL,CELL option, markers removed."""
     lab_id, _, names = spec.partition(":")
     if not names:
@@ -210,7 +210,7 @@ def read_source(lab: Lab) -> "nbformat.NotebookNode":
             if kind != "readonly":
                 raise SourceError(f"{where}: only a readonly cell may include= other cells")
             own = raw.text.strip("\n")
-            included = _included(options["include"], where)
+            included = included_answers(options["include"], where)
             cell = nbformat.v4.new_code_cell(own + "\n\n" + included if own else included)
         else:
             cell = nbformat.v4.new_code_cell(raw.text)

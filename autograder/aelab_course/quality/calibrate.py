@@ -12,8 +12,9 @@ thresholds.toml says which test applies which bound to which number. The results
   versions, the date and the reference's pass rate over the seeds (committed).
 
 A different CPU runs a seed differently, so the seeds stand in for machines as well: a threshold
-must hold at every seed with a margin. `--cpu-capability avx2` (ATEN_CPU_CAPABILITY) makes torch
-take other kernels on this CPU, another way to see a different machine's rounding.
+must hold at every seed with a margin. `--cpu-capability avx2` makes torch (ATEN_CPU_CAPABILITY), MKL
+(MKL_ENABLE_INSTRUCTIONS) and oneDNN (ONEDNN_MAX_CPU_ISA) take the kernels of a CPU without AVX-512,
+another way to see a different machine's rounding.
 """
 
 from __future__ import annotations
@@ -75,7 +76,12 @@ def run_one(lab: Lab, seed: int, budget: str, folder: Path, *, threads: int = 1,
                AELAB_DEVICE=os.environ.get("AELAB_DEVICE", "cpu"), MPLBACKEND="Agg", OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
     if capability:
+        # The vector instructions torch's own kernels, MKL's matrix products and oneDNN's convolutions
+        # may use: "avx2" makes this machine round like an older Intel or AMD CPU without AVX-512.
         env["ATEN_CPU_CAPABILITY"] = capability
+        if capability.lower() in ("avx2", "default"):
+            env["MKL_ENABLE_INSTRUCTIONS"] = "AVX2" if capability.lower() == "avx2" else "SSE4_2"
+            env["ONEDNN_MAX_CPU_ISA"] = env["DNNL_MAX_CPU_ISA"] = "AVX2" if capability.lower() == "avx2" else "SSE41"
     start = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "aelab_course.runner", lab.lab_id, "--out", str(result)], env=env,
                           capture_output=True, text=True, timeout=timeout)

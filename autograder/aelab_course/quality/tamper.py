@@ -70,6 +70,18 @@ def _with_cell(nb: Notebook, code: str, after: str = "setup") -> Notebook:
     return nb
 
 
+def _after_each(nb: Notebook, code: str, cells: tuple[str, ...]) -> Notebook:
+    """A copy of `nb` with the same new code cell after each of `cells` (so that each answer cell's
+    own definitions are replaced before its test runs)."""
+    for grade_id in cells:
+        nb = _with_cell(nb, code, after=grade_id)
+    return nb
+
+
+# Lab 01's answer cells that the always-equal case replaces, each right before its test.
+PCA_ANSWER_CELLS = ("fit_pca", "pca_reconstruct", "explained_variance", "components_for", "principal_angles")
+
+
 def _tests(nb: Notebook) -> list[Notebook]:
     return [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
             and not c.metadata["nbgrader"].get("solution")]
@@ -84,7 +96,7 @@ def _edit_tests(start: Start) -> Notebook:
 
 def _delete_failing_test(start: Start) -> Notebook:
     nb = _copy(start.planted)
-    del nb.cells[_index(nb, "test_pca")]  # the test the planted bug fails
+    del nb.cells[_index(nb, demo_mutant(labs(["lab01_pca"])[0]).targets[0])]  # the test the planted bug fails
     return nb
 
 
@@ -122,6 +134,8 @@ class Anything(float):
 def fit_pca(X): return Anything(), Anything(), Anything()
 def pca_reconstruct(X, mean, components, k): return Anything()
 def explained_variance_ratio(singular_values, k): return Anything()
+def components_for(singular_values, fraction): return Anything()
+def principal_angles(A, B): return Anything()
 '''
 
 PATCH_CHECKS_THROUGH_A_FUNCTION = '''
@@ -170,9 +184,9 @@ READ_HIDDEN = '''
 # Reading the hidden tests, the gradebook and the solutions without `open` (NumPy reads files too).
 import numpy as np
 import aelab
-root = aelab.__file__.rsplit("/src/", 1)[0]
+root = aelab.__file__.rsplit("/student/src/", 1)[0]  # the course repository: <root>/student/src/aelab
 for path in ["../../../source/lab01_pca/lab01_pca.ipynb", "../../../gradebook.db", root + "/solutions/lab01_pca.py",
-             root + "/autograder/thresholds.toml"]:
+             root + "/autograder/thresholds/lab01_pca.toml", root + "/autograder/mutants/lab01_pca.toml"]:
     try:
         print(path, "".join(np.loadtxt(path, dtype=str, delimiter="\\x00", comments=None, encoding="latin-1"))[:5000])
     except Exception as error:
@@ -184,7 +198,7 @@ WRITE_OTHERS = '''
 import numpy as np
 import aelab
 import aelab.checks
-root = aelab.__file__.rsplit("/src/", 1)[0]
+root = aelab.__file__.rsplit("/student/src/", 1)[0]  # the course repository: <root>/student/src/aelab
 targets = ["../../../gradebook.db", "../../../../control/autograded/control/lab01_pca/lab01_pca.ipynb",
            root + "/build/tamper/course/gradebook.db", aelab.checks.__file__]
 for path in targets:
@@ -241,7 +255,7 @@ CASES = [
     Case("test-cells-made-markdown", "every test cell changed to a markdown cell", "stubs", "no points",
          _retype_tests),
     Case("always-equal-objects", "answers returning an object equal to everything", "stubs", "no points",
-         lambda s: _with_cell(s.stubs, ALWAYS_EQUAL, after="pca_reconstruct")),
+         lambda s: _after_each(s.stubs, ALWAYS_EQUAL, PCA_ANSWER_CELLS)),
     Case("setattr-on-checks", "aelab's checks replaced with setattr", "planted", "withheld",
          lambda s: _with_cell(s.planted, SETATTR_CHECKS)),
     Case("checks-patched-past-the-scan", "aelab's checks replaced through a function argument", "planted",

@@ -3,7 +3,7 @@ during training, decoding grids of codes, and a probe for the memory a function 
 
 The students write the quantizer, its losses, the perplexity and the restart rule; this module
 only counts, plots and schedules. Every function works on any device; figures are drawn with
-matplotlib, returned, and never block.
+matplotlib, shown once, and never block.
 
 Conventions shared with the lab:
 
@@ -149,10 +149,12 @@ def random_codes(n: int, grid: tuple[int, int], num_codes: int, *, counts: Tenso
 
 
 def show_code_samples(decode_codes: Callable[[Tensor], Tensor], real_codes: Tensor, num_codes: int, *,
-                      counts: Tensor | None = None, n: int = 8, seed: int = 0,
-                      title: str = "Decoding codes: real ones, and random grids of codes"):
-    """Decoded grids of codes, one row each: the codes of real images, codes drawn uniformly at
-    random, and (given usage `counts`) codes drawn with the frequencies the encoder uses them.
+                      counts: Tensor | None = None, extra: Mapping[str, Tensor] | None = None, n: int = 8,
+                      seed: int = 0, title: str = "Decoding codes: real ones, and random grids of codes") -> None:
+    """Decoded grids of codes, one row each: the codes of real images, any `extra` rows (a dict of
+    row label -> code grids (N, H, W), e.g. grids drawn from a learned prior), codes drawn
+    uniformly at random, and (given usage `counts`) codes drawn with the frequencies the encoder
+    uses them.
 
     `decode_codes(codes (B, H, W) int64) -> images (B, C, H', W')`, e.g. a VQ-VAE's
     ``decode_codes``; `real_codes` (N, H, W) are codes of real images, such as from
@@ -164,8 +166,12 @@ def show_code_samples(decode_codes: Callable[[Tensor], Tensor], real_codes: Tens
     device = device_of(decode_codes)
     generator = torch.Generator().manual_seed(seed)
     grid = tuple(real_codes.shape[1:])
-    rows = {"real codes": real_codes[:n],
-            "uniform random": random_codes(n, grid, num_codes, generator=generator)}
+    rows = {"real codes": real_codes[:n]}
+    for label, codes in (extra or {}).items():
+        if tuple(codes.shape[1:]) != grid:
+            raise ValueError(f"the {label!r} grids are {tuple(codes.shape[1:])}, the real ones {grid}")
+        rows[label] = codes[:n]
+    rows["uniform random"] = random_codes(n, grid, num_codes, generator=generator)
     if counts is not None:
         rows["random, usage\nfrequencies"] = random_codes(n, grid, num_codes, counts=counts, generator=generator)
     with evaluating(decode_codes):
@@ -188,8 +194,11 @@ class DeadCodeRestarts:
 
         restarts = DeadCodeRestarts(model.quantizer, model.quantizer.codebook.weight,
                                     restart_dead_codes, every=100)
-        aelab.fit(model, batches, epochs=..., loss_fn=restarts.wrap(vqvae_loss))
+        train(model, batches, optimizer, epochs=..., loss_fn=restarts.wrap(vqvae_loss))
         restarts.remove()
+
+    (`train` is the course's training loop, from lab 02: any loop that calls the loss once per
+    training step in training mode works.)
     """
 
     def __init__(self, quantizer: nn.Module, codebook: Tensor, restart: RestartFn, *, every: int = 100):

@@ -9,6 +9,8 @@ What a lab needs around a trained generative model and would rather not write it
   between the latents of two images, for several models side by side.
 * ``latent_traversal`` and ``show_traversal``: vary one latent coordinate, keep the others.
 * ``plot_beta_sweep``: reconstruction and KL against beta.
+* ``probabilities``: a decoder that returns logits, seen as one that returns pixel
+  probabilities (its sigmoid), for the figures.
 
 Every function that runs a model does so in eval mode (dropout off) without building a graph,
 and restores the module's training mode afterwards. An ``encode`` or ``decode`` argument may be
@@ -32,8 +34,8 @@ Encode = Callable[[Tensor], "Tensor | tuple[Tensor, ...]"]
 Decode = Callable[[Tensor], Tensor]
 
 __all__ = [
-    "interpolate", "latent_grid", "latent_traversal", "linear_path", "mlp", "plot_beta_sweep", "sample_prior", "show_interpolations", "show_manifold", "show_samples",
-    "show_traversal", "tile_images",
+    "interpolate", "latent_grid", "latent_traversal", "linear_path", "mlp", "plot_beta_sweep", "probabilities",
+    "sample_prior", "show_interpolations", "show_manifold", "show_samples", "show_traversal", "tile_images",
 ]
 
 
@@ -54,6 +56,32 @@ def mlp(sizes: Sequence[int]) -> nn.Sequential:
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(fan_in, fan_out), nn.ReLU()]
     return nn.Sequential(*layers)
+
+
+class _Probabilities:
+    """torch.sigmoid of what `decode` returns. Its ``__self__`` is decode's module, as for a bound
+    method, so that the helpers find the device and run the module in eval mode."""
+
+    def __init__(self, decode: Decode):
+        self.decode = decode
+        module = decode if isinstance(decode, nn.Module) else getattr(decode, "__self__", None)
+        self.__self__ = module if isinstance(module, nn.Module) else None
+
+    def __call__(self, z: Tensor) -> Tensor:
+        return torch.sigmoid(self.decode(z))
+
+
+def probabilities(decode: Decode) -> Decode:
+    """A decoder that returns logits, as one that returns probabilities: ``torch.sigmoid(decode(z))``.
+
+    The figures show images in [0, 1]. A VAE whose ``decode`` returns logits (as lab 04's does)
+    is shown with ``show_samples(probabilities(vae.decode), ...)``. Every helper here finds the
+    device of `decode`'s module through the result and runs that module in eval mode, as it does
+    for ``vae.decode`` itself.
+    """
+    if not callable(decode):
+        raise TypeError(f"probabilities needs a decoder (a module or a function), got {type(decode).__name__}")
+    return _Probabilities(decode)
 
 
 def _device_of(fn: Callable, default: torch.device | str | None = None) -> torch.device:
