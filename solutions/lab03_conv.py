@@ -9,9 +9,9 @@
 # denoiser of your own** that must reach a stated error, and put the convolutional model next to
 # lab 02's fully connected one.
 #
-# **Time:** about 90 minutes. At the quick budget every model trains for two epochs on a sixth
-# of the training set (a minute or two in all on a laptop CPU); at the full budget (a Colab GPU)
-# for 15 epochs on all of it.
+# **Time:** about 90 minutes. At the quick budget every model trains for two epochs on 10,000
+# training images (a minute or two in all on a laptop CPU); at the full budget (a Colab GPU) for
+# 15 epochs on all 55,000.
 #
 # **How this notebook works.** Cells marked `# YOUR CODE HERE` are yours. Each is followed by a
 # test cell: run it to check your work. The tests you see are a subset; the autograder runs
@@ -30,7 +30,7 @@ from torch import Tensor, nn
 import aelab
 from aelab import checks
 from aelab.upsampling import (add_noise, checkerboard_fraction, checkerboard_score, constant_response,
-                              resize_conv_counts, show_patterns, tap_counts)
+                              resize_conv_counts, show_patterns)
 
 aelab.seed_everything()
 mnist = aelab.load_mnist().with_validation(5_000)
@@ -176,23 +176,85 @@ def _test_encoder():
 _test_encoder()
 
 # %% [markdown]
-# ## 2. Three ways to double the resolution
+# ## 2. Where the checkerboard comes from
 #
 # The decoder mirrors the encoder: 7 × 7 → 14 × 14 → 28 × 28. Each step doubles the height and
-# width, and there is more than one way to do that.
+# width, and there is more than one way to do that. The best known is the **transposed
+# convolution** (`nn.ConvTranspose2d`), the backward pass of a strided convolution: every input
+# pixel *paints* a k × k copy of the kernel, scaled by its value, onto the output, `stride`
+# pixels further along for each input pixel, and overlapping copies add up.
 #
-# **A transposed convolution** (`nn.ConvTranspose2d`) is the backward pass of a strided
-# convolution: every input pixel *paints* a k × k copy of the kernel, scaled by its value, onto the
-# output, `stride` pixels further along for each input pixel, and overlapping copies add up. With
-# L input pixels, kernel size k, stride s, `padding` p (trimmed from each border) and
-# `output_padding` q (added back on one side), a row of the output has
+# Look at one row of a stride-2 transposed convolution with a kernel of size 3. Input pixel $i$
+# writes to output positions $2i, 2i+1, 2i+2$; input pixel $i+1$ to $2i+2, 2i+3, 2i+4$. Position
+# $2i+2$ receives **two** contributions, positions $2i+1$ and $2i+3$ only one. Count it for a
+# general kernel size $k$ and stride $s$: input position $i$ writes to outputs
+# $is, is+1, \dots, is+k-1$, and with $L$ inputs (and no padding) there are $(L-1)s + k$ outputs.
+
+# %% solution id=overlap_1d
+def overlap_1d(kernel_size: int, stride: int, length: int) -> Tensor:
+    """How many kernel taps of a 1-D transposed convolution land on each output position.
+
+    Input position i (0 <= i < length) writes to outputs i*stride, ..., i*stride + kernel_size - 1.
+    Returns an int64 tensor of shape ((length - 1) * stride + kernel_size,): the count per output.
+    Tested on kernel sizes smaller than, equal to and larger than the stride.
+    """
+    ### BEGIN SOLUTION
+    counts = torch.zeros((length - 1) * stride + kernel_size, dtype=torch.int64)
+    for i in range(length):
+        counts[i * stride:i * stride + kernel_size] += 1
+    return counts
+    ### END SOLUTION
+
+
+# %% test id=test_overlap_1d points=2
+def _test_overlap_1d():
+    from aelab import checks
+
+    counts = checks.tensor(overlap_1d(3, 2, 4), "overlap_1d(3, 2, 4)", shape=(9,), dtype=torch.int64)
+    checks.close(counts, [1, 1, 2, 1, 2, 1, 2, 1, 1], "overlap_1d(3, 2, 4)",
+                 hint="input i covers outputs i*stride up to i*stride + kernel_size - 1, inclusive")
+    checks.close(overlap_1d(4, 2, 3), [1, 1, 2, 2, 2, 2, 1, 1], "overlap_1d(4, 2, 3)")
+    checks.close(overlap_1d(1, 1, 5), [1, 1, 1, 1, 1], "overlap_1d(1, 1, 5)")
+    checks.passed("overlap_1d")
+    ### BEGIN HIDDEN TESTS
+    # Against the definition: a transposed convolution with all-ones weights on an all-ones input.
+    for k, s, n in ((3, 2, 7), (5, 2, 4), (2, 3, 5), (5, 3, 6), (4, 4, 3), (3, 1, 6), (1, 2, 4), (3, 2, 1)):
+        expected = nn.functional.conv_transpose1d(torch.ones(1, 1, n), torch.ones(1, 1, k), stride=s)[0, 0]
+        got = checks.tensor(overlap_1d(k, s, n), f"overlap_1d({k}, {s}, {n})", shape=expected.shape, dtype=torch.int64)
+        checks.close(got, expected, f"overlap_1d({k}, {s}, {n})")
+    ### END HIDDEN TESTS
+
+
+_test_overlap_1d()
+
+
+# %% [markdown]
+# In two dimensions the counts multiply: the 2-D count is the outer product of the 1-D ones.
+# Below, for an 8 × 8 input: a 3 × 3 kernel with stride 2 (the uneven grid, 1–2–4), a 4 × 4
+# kernel with stride 2 (even in the interior: the kernel size is a multiple of the stride), and,
+# for comparison, the resize-convolution of the next section (every interior pixel sees all 9
+# taps of an ordinary 3 × 3 convolution).
+
+# %%
+show_patterns({"k=3, s=2 (1-D)": overlap_1d(3, 2, 8),
+               "k=3, s=2": torch.outer(overlap_1d(3, 2, 8), overlap_1d(3, 2, 8)),
+               "k=4, s=2": torch.outer(overlap_1d(4, 2, 8), overlap_1d(4, 2, 8)),
+               "resize-conv, k=3": resize_conv_counts(3, 2, 8)},
+              title="Kernel taps reaching each output pixel (8 x 8 input, no padding)", score_border=2)
+
+# %% [markdown]
+# ## 3. Three ways to double the resolution
+#
+# **Transposed convolutions.** With L input pixels, kernel size k, stride s, `padding` p (trimmed
+# from each border) and `output_padding` q (added back on one side), a row of the output of
+# `nn.ConvTranspose2d` has
 #
 # $$L_\text{out} = (L - 1)\,s - 2p + k + q$$
 #
 # pixels (`q` must be smaller than `s`). Find the p and q that make $L_\text{out} = 2L$ for every L:
 #
-# * `"transposed"`: kernel 3 × 3, stride 2;
-# * `"transposed4"`: kernel 4 × 4, stride 2.
+# * `"transposed"`: kernel 3 × 3, stride 2 — the uneven overlap of section 2;
+# * `"transposed4"`: kernel 4 × 4, stride 2 — an even overlap in the interior.
 #
 # **A resize-convolution** (`"resize"`) first copies every pixel into a 2 × 2 block
 # (nearest-neighbour upsampling: `nn.Upsample(scale_factor=2, mode="nearest")` or
@@ -202,7 +264,25 @@ _test_encoder()
 # `"transposed"` and `"resize"` have **the same parameters**: one 3 × 3 kernel per pair of input
 # and output maps, and a bias per output map (the default of PyTorch's layers); `"transposed4"`
 # has 4 × 4 kernels. Return one module; it may be the layer itself or an `nn.Sequential`. Put no
-# activation in it: the decoder adds its own.
+# activation in it: the decoder adds its own. The tests read the tap counts of section 2 off
+# your modules with `tap_counts(module, in_shape)`, defined in the next cell: it sets every weight
+# of a copy to 1 and every bias to 0 and feeds it an all-ones input, which is your `overlap_1d`
+# in two dimensions, for any module.
+
+# %% readonly id=tap_counts
+@torch.no_grad()
+def tap_counts(module: nn.Module, in_shape: tuple[int, int, int]) -> Tensor:
+    """How many kernel taps of `module` reach each output pixel: what a copy of it, with every
+    weight 1 and every bias 0, makes of an all-ones (1, *in_shape) input, per input channel and
+    averaged over the output channels. A float64 (H, W) tensor on the CPU; `module` is unchanged."""
+    import copy
+
+    probe = copy.deepcopy(module).cpu().double().eval()
+    for param in probe.parameters():
+        param.fill_(1.0 if param.ndim > 1 else 0.0)
+    out = probe(torch.ones(1, *in_shape, dtype=torch.float64))
+    return out[0].mean(dim=0) / in_shape[0]
+
 
 # %% solution id=upsample
 def upsample(kind: str, in_channels: int, out_channels: int) -> nn.Module:
@@ -234,7 +314,7 @@ def upsample(kind: str, in_channels: int, out_channels: int) -> nn.Module:
 # %% test id=test_upsample points=3
 def _test_upsample():
     from aelab import checks
-    from aelab.upsampling import checkerboard_score, constant_response, tap_counts
+    from aelab.upsampling import checkerboard_score, constant_response
 
     kernel = {"transposed": 3, "transposed4": 4, "resize": 3}
     hints = {"transposed": "kernel 3, stride 2: solve (L - 1) * 2 - 2p + 3 + q = 2L for padding p and "
@@ -277,12 +357,9 @@ def _test_upsample():
         meta_out = upsample(kind, 3, 2).to("meta")(torch.empty(2, 3, 5, 6, device="meta"))
         checks.tensor(meta_out, f"upsample({kind!r}, 3, 2) on the meta device", shape=(2, 2, 10, 12),
                       device="meta")
-    # Exactly the 1-D counts of section 3 in each direction: inside, 1 and 2 alternate for
-    # "transposed" (so 1, 2 and 4 in 2-D), and 2 everywhere for "transposed4".
-    row = tap_counts(upsample("transposed", 1, 1), (1, 1, 10))[0]
-    checks.close(row[1:-1], torch.tensor([2.0, 1.0] * 9, dtype=torch.float64), "tap counts of 'transposed' "
-                 "on a 1 x 10 input (inside)", hint=hints["transposed"])
     # A constant input gives a flat interior through "resize" at any weights; not through "transposed".
+    # Over 2,000 initialisations (seeds 0-1999) of these layers the resize one scored exactly 0 and
+    # the transposed one at least 0.09 (median 0.64): the limits leave wide margins.
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
         checks.less(checkerboard_score(constant_response(upsample("resize", 4, 3), (4, 8, 8)), border=2), 1e-6,
@@ -305,7 +382,7 @@ _test_upsample()
 # | `forward` | → (N, 1, 28, 28) in [0, 1] | sigmoid of `up2(up1(from_latent(z)))` |
 #
 # Use your `upsample`. The sigmoid is applied in `forward`, after `up2`, so that `up2` returns
-# the pre-activation (logits): sections 3 and 5 look at those. As in the encoder, a stage may be
+# the pre-activation (logits): the end of this section and section 5 look at those. As in the encoder, a stage may be
 # one module or an `nn.Sequential`.
 
 # %% solution id=conv_decoder
@@ -422,74 +499,21 @@ class ConvAutoencoder(nn.Module):
         z = self.encoder(x)
         return self.decoder(z), z
 
-
+# %%
 for kind in ("transposed", "transposed4", "resize"):
     model = ConvAutoencoder(ConvEncoder(LATENT, CHANNELS), ConvDecoder(LATENT, CHANNELS, kind))
     print(f"{kind:>11}: {aelab.count_parameters(model.encoder):,} encoder + "
           f"{aelab.count_parameters(model.decoder):,} decoder parameters")
 
-# %% [markdown]
-# ## 3. Where the checkerboard comes from
-#
-# Look at one row of a stride-2 transposed convolution with a kernel of size 3. Input pixel $i$
-# writes to output positions $2i, 2i+1, 2i+2$; input pixel $i+1$ to $2i+2, 2i+3, 2i+4$. Position
-# $2i+2$ receives **two** contributions, positions $2i+1$ and $2i+3$ only one. Count it for a
-# general kernel size $k$ and stride $s$: input position $i$ writes to outputs
-# $is, is+1, \dots, is+k-1$, and with $L$ inputs (and no padding) there are $(L-1)s + k$ outputs.
-
-# %% solution id=overlap_1d
-def overlap_1d(kernel_size: int, stride: int, length: int) -> Tensor:
-    """How many kernel taps of a 1-D transposed convolution land on each output position.
-
-    Input position i (0 <= i < length) writes to outputs i*stride, ..., i*stride + kernel_size - 1.
-    Returns an int64 tensor of shape ((length - 1) * stride + kernel_size,): the count per output.
-    Tested on kernel sizes smaller than, equal to and larger than the stride.
-    """
-    ### BEGIN SOLUTION
-    counts = torch.zeros((length - 1) * stride + kernel_size, dtype=torch.int64)
-    for i in range(length):
-        counts[i * stride:i * stride + kernel_size] += 1
-    return counts
-    ### END SOLUTION
-
-
-# %% test id=test_overlap_1d points=2
-def _test_overlap_1d():
-    from aelab import checks
-
-    counts = checks.tensor(overlap_1d(3, 2, 4), "overlap_1d(3, 2, 4)", shape=(9,), dtype=torch.int64)
-    checks.close(counts, [1, 1, 2, 1, 2, 1, 2, 1, 1], "overlap_1d(3, 2, 4)",
-                 hint="input i covers outputs i*stride up to i*stride + kernel_size - 1, inclusive")
-    checks.close(overlap_1d(4, 2, 3), [1, 1, 2, 2, 2, 2, 1, 1], "overlap_1d(4, 2, 3)")
-    checks.close(overlap_1d(1, 1, 5), [1, 1, 1, 1, 1], "overlap_1d(1, 1, 5)")
-    checks.passed("overlap_1d")
-    ### BEGIN HIDDEN TESTS
-    # Against the definition: a transposed convolution with all-ones weights on an all-ones input.
-    for k, s, n in ((3, 2, 7), (5, 2, 4), (2, 3, 5), (5, 3, 6), (4, 4, 3), (3, 1, 6), (1, 2, 4), (3, 2, 1)):
-        expected = nn.functional.conv_transpose1d(torch.ones(1, 1, n), torch.ones(1, 1, k), stride=s)[0, 0]
-        got = checks.tensor(overlap_1d(k, s, n), f"overlap_1d({k}, {s}, {n})", shape=expected.shape, dtype=torch.int64)
-        checks.close(got, expected, f"overlap_1d({k}, {s}, {n})")
-    ### END HIDDEN TESTS
-
-
-_test_overlap_1d()
 
 # %% [markdown]
-# In two dimensions the counts multiply: the 2-D count is the outer product of the 1-D ones.
-# Below, for an 8 × 8 input: a 3 × 3 kernel with stride 2 (the uneven grid, 1–2–4), a 4 × 4
-# kernel with stride 2 (even in the interior: the kernel size is a multiple of the stride), and
-# the resize-convolution (every interior pixel sees all 9 taps). `tap_counts` reads the same
-# counts off *your* `upsample` modules, with every weight set to 1; padding trims the border.
+# `tap_counts` reads the counts of section 2 off *your* `upsample` modules. Padding trims the
+# border, so the pattern starts mid-way; inside it is the same grid.
 
 # %%
-show_patterns({"k=3, s=2 (1-D)": overlap_1d(3, 2, 8),
-               "k=3, s=2": torch.outer(overlap_1d(3, 2, 8), overlap_1d(3, 2, 8)),
-               "k=4, s=2": torch.outer(overlap_1d(4, 2, 8), overlap_1d(4, 2, 8)),
-               "resize-conv, k=3": resize_conv_counts(3, 2, 8)},
-              title="Kernel taps reaching each output pixel (8 x 8 input, no padding)", score_border=2)
 show_patterns({f"upsample({kind!r})": tap_counts(upsample(kind, 1, 1), (1, 8, 8))
                for kind in ("transposed", "transposed4", "resize")},
-              title="The same counts, read off your upsample modules (padded to 16 x 16)", score_border=2)
+              title="Kernel taps per output pixel of your upsample modules (8 x 8 input)", score_border=2)
 
 # %% [markdown]
 # Counting taps assumes every weight is 1. Real weights are random at first, and then the even
@@ -537,25 +561,31 @@ def _test_training():
 
     checks.needs("histories", "conv_models", "conv_mse",
                  made_by="the cell above, which trains ConvEncoder with your ConvDecoder")
-    # Measured on the reference at the quick budget over 5 seeds (AELAB_SEED=0..4): the test MSE
-    # was at most 0.0147 (transposed) and 0.0139 (resize); each threshold is about 30% above its
-    # worst seed. The validation loss fell in every run.
-    for kind, limit in (("transposed", 0.019), ("resize", 0.018)):
+    # Measured at the quick budget (AMD EPYC, 2 cores, one thread): the reference's test MSE over
+    # seeds 0-14 was at most 0.0156 (transposed) and 0.0148 (resize); correct variants train slower:
+    # a max-pool encoder with hand-initialised F.conv_transpose2d weights (the equivalents bank)
+    # reached 0.0194 (transposed) and a max-pool encoder 0.0159 (resize) over seeds 0-5. Each
+    # threshold is about 30% above the worst of all of them. The validation loss fell in every run.
+    for kind, limit in (("transposed", 0.025), ("resize", 0.021)):
         checks.less(histories[kind].val_loss[-1], histories[kind].val_loss[0],
                     f"last validation loss vs first ({kind})", hint="the loss should fall during training")
         checks.less(conv_mse[kind], limit, f"test MSE of the {kind} autoencoder after quick training",
                     hint="check the stages of the encoder and of the decoder against the tables")
     checks.passed("training")
     ### BEGIN HIDDEN TESTS
-    # The trained transposed decoder's logits alternate more than the resize decoder's: over the
-    # calibration seeds the ratio of their checkerboard fractions on the first 1,000 test digits
-    # was at least 4.6 (at most 8.4); the threshold leaves a factor of more than 2.
+    # The trained transposed decoder's logits alternate more than the resize decoder's: the ratio of
+    # their checkerboard fractions on the first 1,000 test digits was at least 4.6 (median 7.4,
+    # at most 24) over seeds 0-14 of the reference, and at least 3.7 over seeds 0-5 of each correct
+    # variant of the equivalents bank (max-pool encoder, F.conv_transpose2d weights, both). At the
+    # full budget (15 epochs on 55,000 images, seed 0) it was 2.5: with longer training the resize
+    # decoder's logits alternate a little more. The threshold, 1.5, holds at both budgets with a
+    # wide margin; a decoder whose two kinds are the same scores about 1.
     images = X_test[:1000]
     with torch.no_grad():
         logits = {kind: m.eval().decoder.up2(m.decoder.up1(m.decoder.from_latent(m.encoder(images))))
                   for kind, m in conv_models.items()}
     ratio = checkerboard_fraction(logits["transposed"]) / checkerboard_fraction(logits["resize"])
-    checks.greater(ratio, 2.0, "checkerboard fraction of the transposed decoder's logits / the resize one's",
+    checks.greater(ratio, 1.5, "checkerboard fraction of the transposed decoder's logits / the resize one's",
                    hint="3x3 stride-2 transposed convolutions in one decoder, nearest + 3x3 convolution in the other")
     ### END HIDDEN TESTS
 
@@ -577,7 +607,8 @@ aelab.show_images({"original": X_test[:12]} | recons, n=12, title="Test digits a
 # decoder does there. Look *before* the sigmoid, at the logits `up2(up1(from_latent(z)))` of the
 # same digits. `checkerboard_fraction` measures how much of the pixel-to-pixel variation
 # alternates like a checkerboard (1 for a pure checkerboard, near 0 for smooth images); the
-# table also scores each trained decoder on a constant input, as in section 3.
+# table also scores each trained decoder on a constant input, as in section 3. Which of your two
+# decoders draws the grid, and how much stronger is it there?
 
 # %%
 with torch.no_grad():
@@ -701,7 +732,7 @@ _test_denoising_loss()
 # First, what does section 4's plain (resize) autoencoder make of noisy digits? It was only ever
 # asked to copy clean ones. The test images get one fixed draw of noise, the same on every run.
 
-# %%
+# %% readonly id=noisy_test_set
 NOISE_STD = 0.4
 noisy_test = add_noise(X_test, NOISE_STD, generator=torch.Generator().manual_seed(0))
 
@@ -714,7 +745,7 @@ def mse_against_clean(model: nn.Module, inputs: Tensor, clean: Tensor, batch_siz
                 for i in range(0, len(inputs), batch_size))
     return total / clean.numel()
 
-
+# %%
 noisy_input_mse = float(((noisy_test - X_test) ** 2).mean())
 plain_on_noisy_mse = mse_against_clean(conv_models["resize"], noisy_test, X_test)
 aelab.show_table([{"noisy test images through": "nothing (the noisy images themselves)",
@@ -745,7 +776,7 @@ aelab.record("lab03", "plain_ae_on_noisy_ratio_to_noisy", plain_on_noisy_mse / n
 # * `forward(x)` returns `(decoder(encoder(x)), encoder(x))` — `ConvAutoencoder` does exactly that.
 #
 # So the reconstruction depends on the noisy image only through d ≤ 32 numbers. You may use
-# your classes from sections 1–2, `upsample`, or any layers of `torch.nn`.
+# your classes from sections 1 and 3, `upsample`, or any layers of `torch.nn`.
 #
 # **Target:** after the recipe — `aelab.seed_everything()`, Adam with learning rate 3e-3,
 # `EPOCHS` epochs of batches of 64 on the training images, fresh noise in every batch — a mean
@@ -754,7 +785,7 @@ aelab.record("lab03", "plain_ae_on_noisy_ratio_to_noisy", plain_on_noisy_mse / n
 # trained model, in eval mode: the shapes, that `forward` is `decoder(encoder(x))`, and, hidden,
 # that the decoder keeps nothing of earlier inputs).
 #
-# **How to get there.** Count where section 4's parameters sit (the table in section 2 prints
+# **How to get there.** Count where section 4's parameters sit (section 3 printed
 # them): most are in the two `nn.Linear` layers next to the latent, c2 · 7 · 7 · 32 weights
 # each, while a 3 × 3 convolution costs only 9 · c_in · c_out. The quick budget is only about 300
 # steps, so what matters is also how *fast* a design learns: a normalisation layer after each
@@ -840,8 +871,13 @@ def _test_denoiser():
                      hint="forward returns (decoder(encoder(x)), encoder(x))")
         checks.close(recon, denoiser.decoder(z), "denoiser(x)[0] vs denoiser.decoder(denoiser.encoder(x))", atol=1e-5,
                      hint="the reconstruction must come from the code alone")
-    # Measured on the reference design at the quick budget over 5 seeds (AELAB_SEED=0..4) and on
-    # two other designs from the equivalents bank: see the thresholds file.
+    # Measured at the quick budget (AMD EPYC, 2 cores, one thread) over seeds 0-6 for the reference
+    # design (32 and 8 maps, BatchNorm, 30,913 parameters): 0.0161-0.0181; over seeds 0-5 for two
+    # other designs of the equivalents bank (upsample('transposed4') stages; max-pool encoder):
+    # at most 0.0175 and 0.0180. The target is 21% above the worst of them (their spread is about
+    # 0.0006). The same layers without BatchNorm (the mutants bank) ended at 0.038-0.048, the noisy
+    # images themselves are at 0.0796 and the plain autoencoder of section 4 at 0.048-0.097. At the
+    # full budget (seed 0) the reference design reached 0.0103.
     checks.less(denoiser_mse, 0.022, "your denoiser's MSE against the clean test images after the recipe",
                 hint="see 'How to get there' above")
     checks.passed("your denoiser")
@@ -903,7 +939,10 @@ def _test_comparison():
 
     checks.needs("conv_mse", "fc_mse", "conv_quality", made_by="the cell above, which trains lab 02's model "
                  "and measures both latent spaces")
-    # Measured on the reference at the quick budget over 5 seeds: see the thresholds file.
+    # Measured on the reference (AMD EPYC, 2 cores, one thread): at the quick budget over seeds 0-6
+    # the MSE ratio was 0.34-0.42 (lab 02's model is far from converged after 314 steps) and the
+    # 5-NN accuracy 0.935-0.946; at the full budget (seed 0) 0.60 and 0.958. The bounds hold at
+    # both budgets: 0.75 is 25% above the full budget's ratio, 0.90 is 0.035 below the worst accuracy.
     checks.less(conv_mse["resize"] / fc_mse, 0.75, "convolutional / fully connected test MSE",
                 hint="the convolutional model should reconstruct clearly better at the same latent size")
     checks.greater(conv_quality["knn_accuracy"], 0.90, "5-NN accuracy on the convolutional latents")

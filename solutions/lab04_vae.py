@@ -42,7 +42,7 @@ from aelab.generative import (plot_beta_sweep, probabilities, show_interpolation
 
 aelab.seed_everything()
 # The last 5,000 training images are held out as a validation split: the loss curves and any
-# choice you make (section 12's design) use it; the test set is measured once per model.
+# choice you make (section 13's design) use it; the test set is measured once per model.
 mnist = aelab.load_mnist().with_validation(5000)
 print(mnist.describe())
 
@@ -432,9 +432,10 @@ _test_vae_loss()
 #   order, then a linear layer to `input_dim`, with no sigmoid;
 # * `forward(x)`: `(logits, mu, logvar)`, the logits decoded from `z = reparameterize(mu, logvar)`.
 #
-# The rest is yours: the nonlinearity after each hidden layer (ReLU, as in the PyTorch example,
-# is a good default), and how you write the layers (`nn.Sequential`, a loop over `hidden`, one
-# `nn.Linear` that outputs `mu` and `logvar` together and is split in two).
+# The rest is yours: the nonlinearity after each hidden layer (ReLU, as in the PyTorch example, or
+# a relative such as LeakyReLU, ELU or SiLU: section 6's training test allows for each of these),
+# and how you write the layers (`nn.Sequential`, a loop over `hidden`, one `nn.Linear` that
+# outputs `mu` and `logvar` together and is split in two).
 
 # %% solution id=vae_model
 class VAE(nn.Module):
@@ -750,9 +751,10 @@ def _test_vae_training():
     # Measured on the reference at the quick budget over seeds 0-4 (docs/calibration/quick.md; AMD
     # EPYC, 2 cores, one thread per run): the test negative ELBO was 115.2 to 115.8 nats; the
     # threshold, 125, leaves a margin of 9.2 nats (7%) to the worst seed. Correct models the
-    # docstring allows train differently: ELU instead of ReLU reached ALT_ELU, one head with SiLU
-    # and LayerNorm ALT_LN (the equivalents bank). The full budget trains longer and only lowers
-    # the number. The floor of 60 only catches a loss that rewards a negative KL.
+    # docstring allows train differently: ELU instead of ReLU reached 119.0 to 119.5 (margin 5.5),
+    # one head with SiLU and LayerNorm 111.3 to 111.5 (the equivalents bank). The full budget trains
+    # longer and only lowers the number (its deeper model reached 97.6 after its 50 epochs in a CPU
+    # run, seed 0). The floor of 60 only catches a loss that rewards a negative KL.
     checks.between(test_elbo["loss"], 60.0, 125.0, "test negative ELBO (nats per image) after quick training",
                    hint="check the reduction of vae_loss (sum over pixels, mean over images) and the KL")
     checks.passed("VAE training")
@@ -763,7 +765,8 @@ def _test_vae_training():
     # a wrong reduction is off by a factor of 784 or of the batch size.
     # The trained KL term: measured 23.0 to 23.8 nats over the 5 seeds (band 5-60: margins 18.0 and
     # 36.2). The band is wide on purpose: a collapsed posterior has a KL near 0, and longer training
-    # moves the KL of a latent-20 MNIST VAE only a few nats (KL_LONG), far from 60.
+    # moves the KL of a latent-20 MNIST VAE only a few nats, far from 60: 25.3 nats after 10 and
+    # after 20 epochs of this model, 20.1 after the 50 epochs of the full budget's deeper one (seed 0).
     for value, low, high, name, hint in (
             (before["loss"], 150.0, 650.0, "negative ELBO of the untrained model",
              "an untrained decoder outputs logits near 0: 784 * ln 2 = 543 nats per image"),
@@ -799,7 +802,6 @@ aelab.plot_latent_scatter(mu2, labels2, ax=ax_scatter, title="test means mu(x) b
 ax_scatter.set_xlim(-3.5, 3.5)
 ax_scatter.set_ylim(-3.5, 3.5)
 show_manifold(probabilities(vae2.decode), n=15, limit=3.0, ax=ax_grid, title="decoded grid over [-3, 3]²")
-plt.show()
 aelab.record("lab04", "vae2_test_neg_elbo_nats", elbo2["loss"])
 aelab.record("lab04", "vae2_knn_accuracy", quality2["knn_accuracy"])
 print(f"latent 2: test negative ELBO {elbo2['loss']:.1f} nats; 5-NN accuracy of the means "
@@ -853,9 +855,10 @@ show_samples({"VAE": probabilities(vae.decode), "autoencoder": ae.decoder}, LATE
 
 # %% [markdown]
 # Read the two errors with care: they compare more than the KL term. Lab 02's network is
-# smaller (784-98-20-196-784 with tanh: 237,474 parameters against the VAE's 652,824) and
-# trained on the squared error, the VAE on the cross-entropy plus the KL. So if your VAE
-# reconstructs better (it did in every reference run: about 0.014 against 0.019), thank its size,
+# smaller (784-98-20-196-784 with tanh: 237,474 parameters against the quick budget VAE's 652,824)
+# and trained on the squared error, the VAE on the cross-entropy plus the KL. So if your VAE
+# reconstructs better (it did in every reference run at the quick budget: about 0.014 against
+# 0.019), thank its size,
 # not its KL term, which can only cost reconstruction; section 11 measures that cost like for
 # like, with the same network trained with and without the KL ($\beta = 0$). What the figure
 # shows is the point of this section: the autoencoder's decoded prior draws are mostly not
@@ -863,9 +866,11 @@ show_samples({"VAE": probabilities(vae.decode), "autoencoder": ae.decoder}, LATE
 #
 # ## 9. Moving through the latent space
 #
-# **Interpolation.** Encode two test digits and decode the straight line between their codes. The
-# autoencoder's path may leave the region its decoder was trained on; the VAE's KL term packs the
-# codes together, so the path tends to stay among plausible digits. Look at the middle of each row.
+# **Interpolation.** Encode two test digits and decode the straight line between their codes. An
+# autoencoder's path may cross regions its decoder never saw in training; the VAE's KL term packs
+# the codes together, and its decoder was trained on noisy codes around each image, so its path
+# has less room to leave the data. At 20 dimensions and the quick budget the two rows often look
+# alike: judge your own figure, above all the middle of each row.
 
 # %%
 index_a = int((y_test == 7).nonzero()[0])
@@ -1029,10 +1034,12 @@ del X_train
 #
 # The KL of section 2 is a sum over the latent dimensions, so your `kl_divergence`, applied to one
 # column of `mu` and `logvar` at a time, gives each dimension's share. A dimension whose KL is
-# near 0 for every image carries no information: the encoder puts every image at the prior there,
-# and the decoder learns to ignore it. The curve below sorts the dimensions by their KL; below it,
-# one digit's code with a single coordinate moved from -3 to 3, for the five dimensions with the
-# largest KL and the one with the smallest.
+# near 0 for every image would carry no information: the encoder would put every image at the
+# prior there, and the decoder would learn to ignore it. VAEs do switch dimensions off this way
+# when information is expensive enough (a large $\beta$, section 11) or dimensions are plentiful.
+# Does yours, at $\beta = 1$ and 20 dimensions? The curve below sorts the dimensions by their KL;
+# below it, one digit's code with a single coordinate moved from -3 to 3, for the five dimensions
+# with the largest KL and the one with the smallest.
 
 # %%
 vae.eval()
@@ -1048,6 +1055,19 @@ show_traversal(probabilities(vae.decode), mu20[index_b].to(device), [*order[:5].
 aelab.record("lab04", "vae_dims_above_0.1_nats", in_use)
 print(f"{in_use} of {LATENT} dimensions have a mean KL above 0.1 nats; the smallest is "
       f"{float(kl_per_dim.min()):.3f} nats, the largest {float(kl_per_dim.max()):.2f}")
+
+# %% [markdown]
+# In the reference runs at the quick budget every one of the 20 dimensions kept at least about
+# half a nat (20 of 20 above 0.1 nats at every seed), and a 20-epoch run of the same model still
+# did: at $\beta = 1$ this VAE has a use for all 20 numbers, though some carry several times as
+# much as others. Compare the rows of your traversal: does the dimension with the smallest KL
+# change the digit less than the top five?
+#
+# The full budget's deeper model (two hidden layers of 512) behaves differently: in a CPU run of
+# it, only 11 of the 20 dimensions kept more than 0.1 nats, from its 5th epoch to its 50th, and
+# the other 9 fell below 0.01 nats: switched off. A more capable decoder models more of each image
+# by itself, and a dimension whose information no longer pays for its KL is dropped. If you run
+# the full budget, count yours.
 
 # %% [markdown]
 # ## 11. What does beta do?
@@ -1066,7 +1086,7 @@ sweep = {}
 for beta in BETAS:
     aelab.seed_everything()
     model = VAE(LATENT, (400,)).to(device)
-    fit_vae(model, epochs=aelab.by_budget(quick=2, full=20), beta=beta, batches=sweep_batches, desc=f"beta = {beta}")
+    fit_vae(model, epochs=aelab.by_budget(quick=2, full=10), beta=beta, batches=sweep_batches, desc=f"beta = {beta}")
     terms = evaluate_vae(model, test_batches, beta=1.0)
     mu_b, _ = aelab.collect_latents(model.encode, test_batches)
     logvar_b, _ = aelab.collect_latents(lambda x: model.encode(x)[1], test_batches)
@@ -1117,12 +1137,9 @@ def _test_beta_sweep():
     # noise shrinks toward zero and the KL (which no longer costs anything) explodes.
     checks.less(sweep[0.0]["posterior_std"], 0.1, "mean posterior std at beta = 0",
                 hint="with beta = 0 the loss is the reconstruction alone; the variance should collapse")
+    # (The ratio of the KL at beta = 0 to the KL at beta = 1, 13.2 to 14.3 for the reference, is
+    # not graded: a correct VAE with LayerNorm, which the docstring allows, had 3.8.)
     checks.passed("beta sweep")
-    ### BEGIN HIDDEN TESTS
-    # KL at beta = 0 over KL at beta = 1: 13.2 to 14.3 over the 5 seeds (threshold 5: margin 8.2).
-    checks.greater(sweep[0.0]["kl"] / sweep[1.0]["kl"], 5.0, "KL at beta = 0 / KL at beta = 1",
-                   hint="at beta = 0 the KL costs nothing and should be many times larger than at beta = 1")
-    ### END HIDDEN TESTS
 
 
 _test_beta_sweep()
@@ -1135,9 +1152,9 @@ _test_beta_sweep()
 # altogether (in the reference runs 15 to 18 of the 20 kept a KL above 0.1 nats, while every
 # smaller $\beta$ kept all 20); the samples get smoother and blurrier. At $\beta = 0$ the KL is
 # free: the posterior standard deviation falls toward 0 (about 0.05 in the reference runs), the
-# KL is an order of magnitude larger than at $\beta = 1$, and the reconstructions are the best
-# of the sweep, but as a generative model it is by far the worst (look at its negative ELBO
-# and at its samples). Only $\beta = 1$ is trained on the negative ELBO itself, so it should come
+# KL is several times larger than at $\beta = 1$ (about 14 times in the reference runs), and the
+# reconstructions are the best of the sweep, but as a generative model it is by far the worst
+# (look at its negative ELBO and at its samples). Only $\beta = 1$ is trained on the negative ELBO itself, so it should come
 # out lowest in that column; after two short epochs $\beta = 0.5$ is only a few nats behind it
 # (0.8 to 3.5 nats in the reference runs), so look at the size of the gap in your table, not
 # only at the order.
@@ -1168,11 +1185,11 @@ for name, value in ae_quality.items():
 # %% [markdown]
 # ## 13. Design your own: the lowest negative ELBO on a budget
 #
-# Section 6's VAE has 652,824 parameters. Design a VAE with **at most 250,000 parameters** and a
+# Section 6's VAE has 652,824 parameters at the quick budget. Design a VAE with **at most 250,000 parameters** and a
 # 20-dimensional latent that reaches a **test negative ELBO of at most 123 nats** after this
-# lab's recipe (`fit_vae` at the default settings: 3 epochs at the quick budget, on which the
+# lab's recipe (`fit_vae` at its default settings: 3 epochs at the quick budget, at which the
 # grade is computed). The plain design at this size, section 4's VAE with one hidden layer of 150,
-# ends near PLAIN_VALUE nats: the target asks for clearly better.
+# ends near 128 nats (127.7 to 129.6 over five seeds): the target asks for clearly better.
 #
 # Nothing about the architecture is fixed but the contract of section 4 (`encode`, `decode`
 # returning logits, `forward`, calling `reparameterize` in between), the latent size and the
@@ -1184,8 +1201,9 @@ for name, value in ae_quality.items():
 # * Where do the parameters go? Nearly all of them are in the first and last layers, whose size
 #   is 784 times a width.
 #
-# Choose with the validation curve (`fit_vae` prints and returns it); the test set is measured
-# once at the end. Keep `DesignVAE()` quick to build: it is constructed with no arguments.
+# Try a design in a cell of your own with `fit_vae(DesignVAE().to(device))`, and compare designs
+# by the validation losses it returns (`.val_loss`, one per epoch); the test set is measured once,
+# in the read-only cell below. `DesignVAE()` is built with no arguments.
 
 # %% solution id=design
 class DesignVAE(nn.Module):
@@ -1302,8 +1320,14 @@ def _test_design_target():
     checks.needs("design", "design_elbo", made_by="the read-only cell above, which trains your DesignVAE")
     checks.less(aelab.count_parameters(design), 250_001, "number of parameters of your trained design",
                 hint="at most 250,000")
-    # Measured at the quick budget over seeds 0-4 (AMD EPYC, 2 cores, one thread):
-    # DESIGN_TABLE
+    # Test negative ELBO at the quick budget over seeds 0-4 (AMD EPYC, 2 cores, one thread per run),
+    # each design of at most 250,000 parameters trained by fit_vae (the equivalents and mutants banks):
+    #   LayerNorm + SiLU, decoder bias at the mean image (reference)  114.9 - 115.7  margin 7.3
+    #   BatchNorm + ReLU, decoder bias at the mean image              116.2 - 116.5  margin 6.5
+    #   SiLU, decoder bias at the mean image                          117.7 - 119.5  margin 3.5
+    #   LayerNorm + ReLU, PyTorch's default initialisation            118.8 - 119.3  margin 3.7
+    #   section 4's plain VAE at width 150 (must fail)                127.7 - 129.6  fails by 4.7
+    # The full budget trains each design for 50 epochs instead of 3, which only lowers the number.
     checks.less(design_elbo["loss"], 123.0, "test negative ELBO of your design after the recipe",
                 hint="see the questions in the text: where the decoder starts, what trains quickly, where the "
                      "parameters go")

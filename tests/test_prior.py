@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aelab.prior import CodeBatches, code_batches, influence_map, plot_influence
+from aelab.prior import CodeBatches, code_batches, context_free_nats, influence_map, plot_influence
 
 
 # --- batches of code grids ----------------------------------------------------------------------
@@ -48,6 +48,24 @@ def test_code_batches_validate_their_input():
         CodeBatches(torch.zeros(3, 2, 2, dtype=torch.long), torch.zeros(2), device="cpu")
     with pytest.raises(ValueError):
         CodeBatches(torch.zeros(3, 2, 2, dtype=torch.long), batch_size=0, device="cpu")
+
+
+# --- the context-free baseline ----------------------------------------------------------------------
+
+def test_context_free_nats_is_the_cross_entropy_of_laplace_smoothed_training_frequencies():
+    import math
+
+    train = torch.tensor([[0, 0], [0, 2]])          # counts 3, 0, 1 -> smoothed 4, 1, 2 of 7
+    test = torch.tensor([[[0, 1], [2, 2]]])
+    expected = -(math.log(4 / 7) + math.log(1 / 7) + 2 * math.log(2 / 7)) / 4
+    assert context_free_nats(train, test, 3) == pytest.approx(expected, rel=1e-12)
+    # Uniform training codes over K give ln K for any test codes.
+    uniform = torch.arange(5).repeat(20)
+    assert context_free_nats(uniform, torch.tensor([4, 4, 1]), 5) == pytest.approx(math.log(5))
+    with pytest.raises(ValueError):
+        context_free_nats(train, torch.tensor([3]), 3)
+    with pytest.raises(ValueError):
+        context_free_nats(train, torch.zeros(0, dtype=torch.long), 3)
 
 
 # --- which positions a prior looks at ---------------------------------------------------------------

@@ -8,7 +8,8 @@ import pytest
 from aelab_course.grading.scan import Finding, describe, scan_notebook
 from aelab_course.source import SETUP_TEMPLATE, labs, read_source
 
-SETUP = SETUP_TEMPLATE.format(repo_url="https://example.org/aelab", branch="main", title="Lab 01")
+SETUP = SETUP_TEMPLATE.format(install_url="git+https://example.org/aelab-student@v0.2.0#subdirectory=package",
+                               version="0.2.0", title="Lab 01")
 IMPORTS = """\
 import torch
 import torch.nn.functional as F

@@ -15,7 +15,6 @@ from torch import nn
 from aelab import upsampling
 from aelab.upsampling import (
     add_noise, checkerboard_fraction, checkerboard_score, constant_response, resize_conv_counts, show_patterns,
-    tap_counts,
 )
 
 
@@ -83,53 +82,6 @@ def test_resize_conv_counts_are_flat_inside():
     assert counts.shape == (10, 10) and counts.dtype == torch.int64
     assert set(counts[1:-1, 1:-1].unique().tolist()) == {9}
     assert int(counts[0, 0]) == 4 and int(counts[0, 5]) == 6
-
-
-def test_tap_counts_of_a_transposed_convolution_without_padding_is_the_outer_product():
-    layer = nn.ConvTranspose2d(2, 3, 3, stride=2)
-    counts = tap_counts(layer, (2, 4, 4))
-    assert counts.shape == (9, 9) and counts.dtype == torch.float64
-    assert torch.equal(counts, torch.outer(_ROW_3_2_4, _ROW_3_2_4))
-
-
-def test_tap_counts_of_the_three_upsampling_layers_of_lab_03():
-    transposed = tap_counts(nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1), (3, 6, 6))
-    assert transposed.shape == (12, 12)
-    assert set(transposed[2:-2, 2:-2].unique().tolist()) == {1.0, 2.0, 4.0}
-    even = tap_counts(nn.ConvTranspose2d(3, 2, 4, stride=2, padding=1), (3, 6, 6))
-    assert set(even[1:-1, 1:-1].unique().tolist()) == {4.0}
-    resize = tap_counts(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(3, 2, 3, padding=1)), (3, 6, 6))
-    assert torch.equal(resize, resize_conv_counts(3, 2, 6).double())
-
-
-def test_tap_counts_leaves_the_module_alone_and_works_on_functional_modules():
-    layer = nn.ConvTranspose2d(1, 1, 3, stride=2, padding=1, output_padding=1)
-    before = {name: value.clone() for name, value in layer.state_dict().items()}
-    layer.train()
-    tap_counts(layer, (1, 5, 5))
-    assert all(torch.equal(before[name], value) for name, value in layer.state_dict().items())
-    assert layer.training and layer.weight.dtype == torch.float32
-
-    class Functional(nn.Module):  # weights as plain parameters, the ops from nn.functional
-        def __init__(self):
-            super().__init__()
-            self.weight = nn.Parameter(torch.randn(2, 1, 3, 3))
-            self.bias = nn.Parameter(torch.randn(2))
-
-        def forward(self, x):
-            up = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-            return nn.functional.conv2d(up, self.weight, self.bias, padding=1)
-
-    assert torch.equal(tap_counts(Functional(), (1, 4, 4)), resize_conv_counts(3, 2, 4).double())
-
-
-def test_tap_counts_rejects_bad_input():
-    with pytest.raises(TypeError):
-        tap_counts(lambda x: x, (1, 2, 2))
-    with pytest.raises(ValueError, match="in_shape"):
-        tap_counts(nn.Identity(), (2, 2))
-    with pytest.raises(ValueError, match="N, C, H, W"):
-        tap_counts(nn.Flatten(), (1, 2, 2))
 
 
 @pytest.mark.parametrize("call", [lambda: resize_conv_counts(0, 2, 4), lambda: resize_conv_counts(3, 2, 2.5),

@@ -39,12 +39,15 @@ from ..source import Lab
 from ..tables import markdown_table, write_csv
 
 
-def load_thresholds() -> list[dict]:
-    """Every lab's registered thresholds (autograder/thresholds/<lab>.toml)."""
+def load_thresholds(kind: str = "threshold") -> list[dict]:
+    """Every lab's registered thresholds (autograder/thresholds/<lab>.toml), or with kind="claim"
+    its claims: the sentences of the lab's text that state a result, each as a bound on a recorded
+    number that must hold at every seed like a threshold (test = "(text)")."""
     found = []
     for path in sorted((AUTOGRADER / "thresholds").glob("*.toml")):
         with path.open("rb") as f:
-            found += tomllib.load(f).get("threshold", [])
+            entries = tomllib.load(f).get(kind, [])
+        found += [dict(e, test=e.get("test", "(text)")) for e in entries]
     return found
 
 
@@ -106,7 +109,8 @@ def summarize(runs: list[dict], chosen: list[Lab], thresholds: list[dict]) -> li
             continue
         per_seed = {r["seed"]: r["metrics"].get(t["metric"]) for r in runs if r["lab"] == t["lab"]}
         seen = [v for v in per_seed.values() if v is not None]
-        row = {"lab": t["lab"], "test": t["test"], "metric": t["metric"], "bound": t["bound"], "threshold": t["value"]}
+        row = {"lab": t["lab"], "test": t["test"], "metric": t["metric"], "bound": t["bound"], "threshold": t["value"],
+               "claim": t.get("text", "")}
         if seen:
             worst = max(seen) if t["bound"] == "max" else min(seen)
             margin = (t["value"] - worst) if t["bound"] == "max" else (worst - t["value"])
@@ -149,7 +153,7 @@ def run(chosen: list[Lab], *, seeds: list[int], budget: str = "quick", workers: 
             bar.update(1)
     bar.close()
     runs.sort(key=lambda r: (r["lab"], r["seed"]))
-    rows = summarize(runs, chosen, load_thresholds())
+    rows = summarize(runs, chosen, load_thresholds() + load_thresholds("claim"))
     write_csv(out / "table.csv", rows)
     run_rows = [{"lab": r["lab"], "seed": r["seed"], "seconds": r["seconds"], "passed": not r["failures"],
                  "failures": " | ".join(r["failures"])[:500]} for r in runs]
@@ -185,9 +189,15 @@ def write_docs(rows: list[dict], run_rows: list[dict], runs: list[dict], info: d
         lab_rows = [r for r in rows if r["lab"] == lab.lab_id]
         if not lab_rows:
             continue
+        graded = [r for r in lab_rows if not r["claim"]]
+        claims = [r for r in lab_rows if r["claim"]]
         lines += [f"## {lab.lab_id}", "", markdown_table(
             [{k: r[k] for k in ("test", "metric", "bound", "threshold", "worst", "median", "margin",
-                                "relative margin")} for r in lab_rows]), ""]
+                                "relative margin")} for r in graded]), ""]
+        if claims:
+            lines += ["What the lab's text states, checked the same way:", "", markdown_table(
+                [{"claim": r["claim"], "metric": r["metric"], "bound": r["bound"], "value": r["threshold"],
+                  "worst": r["worst"], "margin": r["margin"]} for r in claims]), ""]
         seeds = sorted({r["seed"] for r in runs if r["lab"] == lab.lab_id})
         table = [{"seed": s, **{r["metric"] + (" (max)" if r["bound"] == "max" else " (min)"): r.get(f"seed {s}", "")
                                 for r in lab_rows}} for s in seeds]

@@ -5,7 +5,13 @@ loss histories, figures, metrics, and the checks of the test cells. What each la
 models, the losses, the training loops) is the student's to write: nothing here answers a lab.
 """
 
-from . import checks
+import os
+
+# Apple's GPU (MPS) lacks a few operations the labs use (some of torch.linalg): run those on the
+# CPU instead of failing. Set before torch is first imported, which the setup cell does through aelab.
+os.environ.setdefault("PYTORCH_ENABLE_MPS_FALLBACK", "1")
+
+from . import checks  # noqa: E402
 from .data import Batches, DataError, ImageDataset, load_cifar10, load_mnist, to_float
 from .metrics import collect_latents, count_parameters, first_output, latent_quality, reconstruction_mse
 from .plots import plot_curves, plot_latent_scatter, plot_losses, show_images, show_reconstructions, show_table

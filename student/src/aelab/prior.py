@@ -1,5 +1,5 @@
-"""The plumbing of lab 05's prior over code grids: batches of code grids, and a figure of which
-positions a prior looks at.
+"""The plumbing of lab 05's prior over code grids: batches of code grids, the context-free baseline
+a prior must beat, and a figure of which positions a prior looks at.
 
 The students write the prior itself (its masked convolutions or its attention mask), its loss and
 its sampler; this module only serves data, measures and draws. Nothing here computes a prior's
@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from .runtime import device_of, evaluating, get_device
 
-__all__ = ["CodeBatches", "code_batches", "influence_map", "plot_influence"]
+__all__ = ["CodeBatches", "code_batches", "context_free_nats", "influence_map", "plot_influence"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -86,6 +86,30 @@ def code_batches(codes: Tensor, batch_size: int = 64, *, labels: Tensor | None =
     """Batches of the code grids `codes` (N, H, W), e.g. from ``aelab.codebook.collect_codes``,
     served from `device` (default: the best one)."""
     return CodeBatches(codes, labels, batch_size, shuffle=shuffle, device=device, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# The baseline: a prior that knows how often each code occurs, but not how codes fit together.
+
+def context_free_nats(train_codes: Tensor, test_codes: Tensor, num_codes: int) -> float:
+    """The negative log-likelihood, in nats per code, of `test_codes` under the best prior that
+    ignores the context, fitted on `train_codes`: every position drawn on its own, code k with
+    probability (its count in train_codes + 1) / (the number of codes + num_codes).
+
+    The one added to every count (Laplace's rule) keeps a code that never occurred in training
+    at a finite cost. A prior scores below this number only by predicting each code from the
+    codes before it. Codes of any shape; the result is a Python float.
+    """
+    train = train_codes.detach().reshape(-1).long().cpu()
+    test = test_codes.detach().reshape(-1).long().cpu()
+    if test.numel() == 0:
+        raise ValueError("context_free_nats got no test codes")
+    for name, codes in (("train_codes", train), ("test_codes", test)):
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= num_codes):
+            raise ValueError(f"{name} must lie in [0, {num_codes})")
+    counts = torch.bincount(train, minlength=num_codes).double() + 1.0
+    log_p = counts.log() - counts.sum().log()
+    return float(-log_p[test].mean())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -32,10 +32,10 @@ def labelled_subset(labels: Tensor, per_class: int = 10, *, seed: int = 0,
         num_classes = int(cpu_labels.max()) + 1 if len(cpu_labels) else 0
     generator = torch.Generator().manual_seed(int(seed))
     chosen = []
-    for c in range(num_classes):
-        where = (cpu_labels == c).nonzero().flatten()
+    for label in range(num_classes):
+        where = (cpu_labels == label).nonzero().flatten()
         if len(where) < per_class:
-            raise ValueError(f"class {c} has {len(where)} examples, fewer than the {per_class} asked for")
+            raise ValueError(f"class {label} has {len(where)} examples, fewer than the {per_class} asked for")
         chosen.append(where[torch.randperm(len(where), generator=generator)[:per_class]])
     if not chosen:
         return torch.zeros(0, dtype=torch.long, device=labels.device)

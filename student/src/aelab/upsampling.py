@@ -8,8 +8,6 @@ upsampling followed by a stride-1 convolution ("resize-convolution") gives every
 the same number of contributions. The functions here measure and draw that:
 
 * ``resize_conv_counts``: how many kernel taps of a resize-convolution reach each output pixel;
-* ``tap_counts``: the same count for any upsampling module (a transposed convolution, a
-  resize-convolution, ...), read off its output when every weight is 1 and every bias 0;
 * ``constant_response``: what a stack of (trained or untrained) upsampling layers makes of a
   constant input, and ``checkerboard_score``: how far from flat that output is;
 * ``checkerboard_fraction``: how much of the pixel-to-pixel variation of a batch of images (or
@@ -29,7 +27,7 @@ from .runtime import evaluating
 
 __all__ = [
     "add_noise", "checkerboard_fraction", "checkerboard_score", "constant_response",
-    "resize_conv_counts", "show_patterns", "tap_counts",
+    "resize_conv_counts", "show_patterns",
 ]
 
 
@@ -69,32 +67,6 @@ def resize_conv_counts(kernel_size: int, scale: int, size: int) -> Tensor:
     weight = torch.ones(1, 1, kernel_size, kernel_size, dtype=torch.float64)
     out = nn.functional.conv2d(up, weight, padding=kernel_size // 2)
     return out[0, 0].round().long()
-
-
-@torch.no_grad()
-def tap_counts(module: nn.Module, in_shape: Sequence[int]) -> Tensor:
-    """How many kernel taps of `module` reach each output pixel: what a copy of it, with every
-    weight set to 1 and every bias to 0, makes of an all-ones (1, *in_shape) input, divided by the
-    number of input channels and averaged over the output channels.
-
-    For a module built from convolutions (transposed or not), upsampling and cropping, that is
-    the count of (kernel tap, input pixel) pairs that land on each output pixel, per input
-    channel. Parameters of one dimension (biases) are set to 0; the module itself is not
-    changed (the count is taken on a copy, in float64). Returns a float64 (H, W) tensor on the CPU.
-    """
-    import copy
-
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"tap_counts needs an nn.Module, got {type(module).__name__}")
-    if len(in_shape) != 3:
-        raise ValueError(f"in_shape must be (channels, height, width), got {tuple(in_shape)}")
-    probe = copy.deepcopy(module).cpu().double().eval()
-    for param in probe.parameters():
-        param.fill_(1.0 if param.ndim > 1 else 0.0)
-    out = probe(torch.ones(1, *[int(s) for s in in_shape], dtype=torch.float64))
-    if not isinstance(out, Tensor) or out.ndim != 4:
-        raise ValueError(f"the module must return an (N, C, H, W) tensor, got {_shape_of(out)}")
-    return out[0].mean(dim=0) / int(in_shape[0])
 
 
 def constant_response(stages: nn.Module | Sequence[nn.Module], in_shape: Sequence[int], value: float = 1.0) -> Tensor:
