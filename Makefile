@@ -8,7 +8,9 @@
 #   make demo         the whole instructor round trip on example submissions
 #   make mutants      grade every planted student bug; writes build/mutants.csv
 #   make equivalents  grade every correct alternative answer; writes build/equivalents.csv
+#                     (DIRECT=1 on either bank: each lab as plain Python, no nbgrader; a quick look)
 #   make calibrate    run the references over SEEDS seeds (default 20); writes build/calibration/
+#                     (DOCS=1: also the committed table docs/calibration/quick.md; CALIBRATE_ARGS="--cpu-capability avx2")
 #   make tamper       grade hostile and broken submissions; writes build/tamper.csv
 #   make gpu-check    the references at the full budget, their tests and the GPU benchmark, on a GPU;
 #                     writes build/gpu-check/ (GPU_ARGS="--smoke": a CPU smoke run, about 2 minutes).
@@ -32,6 +34,7 @@ GRADE_ARGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 GPU_ARGS ?=
+CALIBRATE_ARGS ?=
 
 .PHONY: setup test release student solutions autograde demo mutants equivalents calibrate tamper gpu-check gpu-bundle \
         bench bench-grading clean
@@ -63,13 +66,13 @@ demo: setup
 	$(PY) -m aelab_course demo $(LABS)
 
 mutants: setup
-	$(PY) -m aelab_course mutants $(LABS)
+	$(PY) -m aelab_course mutants $(if $(DIRECT),--direct) $(LABS)
 
 equivalents: setup
-	$(PY) -m aelab_course equivalents $(LABS)
+	$(PY) -m aelab_course equivalents $(if $(DIRECT),--direct) $(LABS)
 
 calibrate: setup
-	$(PY) -m aelab_course calibrate --seeds $(SEEDS) $(LABS)
+	$(PY) -m aelab_course calibrate --seeds $(SEEDS) $(if $(DOCS),--docs) $(CALIBRATE_ARGS) $(LABS)
 
 tamper: setup
 	$(PY) -m aelab_course tamper

@@ -110,6 +110,25 @@ def test_every_calibrated_threshold_is_the_one_its_test_cell_applies():
         assert t["value"] in numbers, f"{t['lab']}/{t['test']} does not apply the threshold {t['value']} ({t['metric']})"
 
 
+
+def test_every_claim_quotes_its_labs_text_and_names_what_it_measures():
+    """A claim (autograder/thresholds/<lab>.toml) is a sentence of the lab's text checked over every
+    calibration seed: the sentence must still be in the lab, and the claim must say what it bounds."""
+    import re
+
+    from aelab_course.quality.calibrate import claim_value, load_thresholds
+
+    claims = load_thresholds("claim")
+    assert claims, "the labs' text states results: they are registered as claims"
+    by_lab = {lab.lab_id: lab for lab in labs()}
+    for c in claims:
+        assert c["bound"] in ("max", "min") and c.get("text") and c.get("metric"), c
+        markdown = " ".join(cell.source for cell in read_source(by_lab[c["lab"]]).cells if cell.cell_type == "markdown")
+        assert " ".join(c["text"].split()) in " ".join(markdown.split()), f"{c['lab']}: the text no longer says {c['text']!r}"
+        needed = re.findall(r"m\['([^']+)'\]", c.get("expr", "")) or [c["metric"]]
+        assert claim_value(c, {name: 1.0 for name in needed}) is not None, c
+        assert claim_value(c, {}) is None, "a run that did not record a number must show as not recorded"
+
 def test_a_test_cell_may_not_end_with_a_value(tmp_path):
     text = "# %% setup\n# %% test id=t points=1\nfrom aelab import checks as _checks\n_checks.less(0.1, 0.2, 'x')\n"
     with pytest.raises(SourceError, match="score"):

@@ -143,9 +143,15 @@ def cmd_bank(args: argparse.Namespace) -> int:
 
     kind = args.kind
     start = time.perf_counter()
-    rows = bank_runs.run(kind, labs(args.labs), BUILD / f"{kind}s", workers=args.workers, only=args.only,
-                         resume=args.resume, fast=args.fast)
-    table = BUILD / f"{kind}s.csv"
+    if args.direct:
+        from .quality import bank_direct
+
+        rows = bank_direct.run(kind, labs(args.labs), workers=args.workers, only=args.only, fast=args.fast)
+        table = BUILD / f"{kind}s-direct.csv"
+    else:
+        rows = bank_runs.run(kind, labs(args.labs), BUILD / f"{kind}s", workers=args.workers, only=args.only,
+                             resume=args.resume, fast=args.fast)
+        table = BUILD / f"{kind}s.csv"
     write_csv(table, rows)
     columns = (("lab", "name", "points lost", "killed", "targets hit", "failed tests") if kind == "mutant"
                else ("lab", "name", "points lost", "false fail", "failed tests", "reference"))
@@ -254,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--fast", action="store_true", help="only the entries marked fast")
         p.add_argument("--workers", type=int, default=None)
         p.add_argument("--resume", action="store_true", help="keep what an interrupted run already graded")
+        p.add_argument("--direct", action="store_true",
+                       help="run each entry's lab as plain Python instead of through nbgrader (a quick look; "
+                            "writes build/<bank>-direct.csv)")
         p.set_defaults(func=cmd_bank, kind=kind)
     p = sub.add_parser("calibrate", help="run the references over many seeds; each threshold's margin")
     p.add_argument("labs", nargs="*")

@@ -157,3 +157,16 @@ def combined(entries: list[Entry], notebook: nbformat.NotebookNode) -> tuple[nbf
             used.update(entry.cells)
             applied.append(entry)
     return nb, applied
+
+
+def rounds(entries: list[Entry]) -> list[list[Entry]]:
+    """`entries` split into as few groups as possible, each changing different cells (first come,
+    first placed): `make equivalents` grades one submission per group instead of one per entry."""
+    groups: list[list[Entry]] = []
+    for entry in entries:
+        home = next((g for g in groups if all(set(e.cells).isdisjoint(entry.cells) for e in g)), None)
+        if home is None:
+            groups.append([entry])
+        else:
+            home.append(entry)
+    return groups

@@ -101,13 +101,25 @@ def run_one(lab: Lab, seed: int, budget: str, folder: Path, *, threads: int = 1,
     return {"lab": lab.lab_id, "seed": seed, "seconds": round(seconds, 1), "failures": failures, "metrics": values}
 
 
+def claim_value(entry: dict, metrics: dict[str, float]) -> float | None:
+    """The number an entry bounds at one run: its recorded `metric`, or, for a claim that compares
+    two recorded numbers, its `expr` (e.g. "m['probe_ae_accuracy'] - m['probe_pixels_accuracy']")
+    evaluated over that run's metrics `m`. None when a number it needs was not recorded."""
+    if "expr" not in entry:
+        return metrics.get(entry["metric"])
+    try:
+        return float(eval(entry["expr"], {"__builtins__": {}}, {"m": metrics, "min": min, "max": max, "abs": abs}))
+    except KeyError:
+        return None
+
+
 def summarize(runs: list[dict], chosen: list[Lab], thresholds: list[dict]) -> list[dict]:
     """One row per threshold: the value at each seed, the worst, the margin and its share."""
     rows = []
     for t in thresholds:
         if t["lab"] not in {lab.lab_id for lab in chosen}:
             continue
-        per_seed = {r["seed"]: r["metrics"].get(t["metric"]) for r in runs if r["lab"] == t["lab"]}
+        per_seed = {r["seed"]: claim_value(t, r["metrics"]) for r in runs if r["lab"] == t["lab"]}
         seen = [v for v in per_seed.values() if v is not None]
         row = {"lab": t["lab"], "test": t["test"], "metric": t["metric"], "bound": t["bound"], "threshold": t["value"],
                "claim": t.get("text", "")}
