@@ -594,13 +594,14 @@ def _test_linear_matches_pca():
     checks.needs("linear_mse", "angles", "pca_test_mse",
                  made_by="the cells above, which use your fit_pca, pca_reconstruct, principal_angles and "
                          "LinearAutoencoder")
-    # The reference at the quick budget over seeds 0-4 (AMD EPYC, 2 cores, one thread; see
-    # docs/calibration/quick.md): MSE ratio to PCA 1.007-1.019 (threshold 1.08, margin 0.061) and
-    # median angle 1.99-2.13 degrees (threshold 5, margin 2.87). Other initialisations of the two
+    # The reference at the quick budget over seeds 0-19 (AMD EPYC, 2 cores, one thread; see
+    # docs/calibration/quick.md): MSE ratio to PCA 1.007-1.019 at 18 seeds, with a tail (1.036 at
+    # seed 6, 1.044 at seed 8), so the threshold sits at 1.10 (margin 0.056, more than the tail's
+    # own reach past the bulk); median angle 1.99-2.13 degrees (threshold 5, margin 2.87). Other initialisations of the two
     # affine maps (randn / sqrt(fan_in), Xavier, N(0, 0.01)) gave at most 1.018 and 3.04 degrees
     # over the same seeds. The full budget's 30 epochs bring both closer to PCA (one run on this
     # CPU: 1.007 and 2.0 degrees).
-    checks.less(linear_mse / pca_test_mse[32], 1.08, "linear AE test MSE / PCA test MSE",
+    checks.less(linear_mse / pca_test_mse[32], 1.10, "linear AE test MSE / PCA test MSE",
                 hint="the linear autoencoder should get within a few percent of PCA")
     checks.less(float(angles.median()), 5.0, "median principal angle (degrees)",
                 hint="the decoder's columns should span the top principal directions")
@@ -730,10 +731,11 @@ def _test_design_target():
 
     checks.needs("designed_ae", "design_mse", made_by="the read-only cell above, which trains your "
                  "DesignedAutoencoder")
-    # The target, calibrated at the quick budget over seeds 0-4 (AMD EPYC, 2 cores, one thread): the
-    # reference design (256 ReLU units a side) reached 0.0334-0.0349 (margin 0.0071, 17%); the
-    # designs of the equivalents bank (deeper ReLU, GELU without sigmoid, tanh, a small SiLU one)
-    # 0.0325-0.0370 (worst margin 0.0050, 12%); 64 ReLU units a side 0.0371-0.0388. A linear design
+    # The target, calibrated at the quick budget (AMD EPYC, 2 cores, one thread): the reference
+    # design (256 ReLU units a side) reached 0.0333-0.0349 over seeds 0-19 (docs/calibration/quick.md;
+    # margin 0.0071, 17%); over seeds 0-4, the designs of the equivalents bank (deeper ReLU, GELU
+    # without sigmoid, tanh, a small SiLU one) 0.0325-0.0370 (worst margin 0.0050, 12%); 64 ReLU
+    # units a side 0.0371-0.0388. A linear design
     # cannot go below PCA's 0.0479, and more epochs only lower the error (full budget, one run: 0.0296).
     params = aelab.count_parameters(designed_ae)
     checks.true(params <= 450_000, "trainable parameters of your design", f"expected at most 450,000, got {params:,}")

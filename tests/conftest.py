@@ -56,11 +56,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-def pytest_terminal_summary(terminalreporter):
-    # Counted from the reports, which reach the controller also when xdist collects in its workers.
-    skipped = [r for r in terminalreporter.stats.get("skipped", []) if SKIP_REASON in str(r.longrepr)]
+def pytest_unconfigure(config):
+    # After pytest's own summary line, so that it is the last thing a run prints. Counted from the
+    # reports, which reach the controller also when xdist collects in its workers.
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or hasattr(config, "workerinput"):
+        return
+    skipped = [r for r in reporter.stats.get("skipped", []) if SKIP_REASON in str(r.longrepr)]
     if skipped:
-        terminalreporter.write_line(
+        reporter.write_line(
             f"{len(skipped)} tests were skipped because the data sets are missing ({data_missing()}): {HOW_TO}.",
             yellow=True, bold=True)
 

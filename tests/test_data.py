@@ -57,6 +57,25 @@ def test_missing_mnist_says_where_it_looked_and_how_to_fix(tmp_path, monkeypatch
     assert "AELAB_DATA" in message and "download" in message
 
 
+
+def test_a_failed_download_says_so_and_asks_for_nothing_to_be_deleted(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://...\n<urlopen error>")
+
+    monkeypatch.delenv("AELAB_DATA", raising=False)
+    monkeypatch.setenv("AELAB_DOWNLOAD", "1")
+    monkeypatch.setattr(aedata, "data_root", lambda: tmp_path / "data")
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    for load, name in ((load_mnist, "MNIST"), (aedata.load_cifar10, "CIFAR-10")):
+        with pytest.raises(DataError) as info:
+            load()
+        message = str(info.value)
+        assert f"{name} could not be downloaded" in message and "Error downloading" in message, message
+        assert "delete" not in message.lower() and "AELAB_DATA" in message, message
+
 def test_no_download_when_forbidden(tmp_path, monkeypatch):
     monkeypatch.delenv("AELAB_DATA", raising=False)
     monkeypatch.setenv("AELAB_DOWNLOAD", "0")

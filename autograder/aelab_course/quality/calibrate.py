@@ -127,7 +127,8 @@ def summarize(runs: list[dict], chosen: list[Lab], thresholds: list[dict]) -> li
             worst = max(seen) if t["bound"] == "max" else min(seen)
             margin = (t["value"] - worst) if t["bound"] == "max" else (worst - t["value"])
             row.update({"seeds": len(seen), "worst": round(worst, 6), "median": round(statistics.median(seen), 6),
-                        "margin": round(margin, 6), "relative margin": round(margin / abs(t["value"]), 4)})
+                        "margin": round(margin, 6),
+                        "relative margin": round(margin / abs(t["value"]), 4) if t["value"] else ""})
         else:
             row.update({"seeds": 0, "worst": "not recorded", "median": "", "margin": "", "relative margin": ""})
         row.update({f"seed {s}": ("" if v is None else round(v, 6)) for s, v in sorted(per_seed.items())})
@@ -190,7 +191,7 @@ def write_docs(rows: list[dict], run_rows: list[dict], runs: list[dict], info: d
     lines += [f"**The reference passed every test (hidden ones included) in {passed} of {len(run_rows)} runs.**", ""]
     per_lab = [{"lab": lab.lab_id, "runs": sum(r["lab"] == lab.lab_id for r in run_rows),
                 "passed": sum(r["passed"] for r in run_rows if r["lab"] == lab.lab_id),
-                "median seconds": statistics.median([r["seconds"] for r in run_rows if r["lab"] == lab.lab_id] or [0])}
+                "median seconds": round(statistics.median([r["seconds"] for r in run_rows if r["lab"] == lab.lab_id] or [0]), 1)}
                for lab in chosen]
     lines += [markdown_table(per_lab), ""]
     failed = [r for r in run_rows if not r["passed"]]

@@ -242,9 +242,13 @@ def _read_mnist(root: Path) -> ImageDataset:
             train = datasets.MNIST(str(root), train=True, download=download_allowed())
             test = datasets.MNIST(str(root), train=False, download=download_allowed())
     except Exception as exc:  # torchvision raises many kinds; the student needs one clear message
-        action = "could not be downloaded" if missing else "could not be read (a file may be truncated or corrupt)"
-        raise DataError(f"MNIST {action} in {raw}: {type(exc).__name__}: {exc}. "
-                        f"Delete the broken files and try again. " + _fix_hint("MNIST")) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if missing:  # no internet, or a mirror down: torchvision's message lists every address it tried
+            what = f"could not be downloaded into {raw} ({type(exc).__name__}: {reason})."
+        else:
+            what = (f"could not be read in {raw} ({type(exc).__name__}: {reason}): a file may be truncated or "
+                    "corrupt; delete it and try again.")
+        raise DataError(f"MNIST {what} " + _fix_hint("MNIST")) from None
     data = ImageDataset(
         name="MNIST",
         train_images=train.data.unsqueeze(1).contiguous(), train_labels=train.targets.long(),
@@ -289,8 +293,13 @@ def _read_cifar10(root: Path) -> ImageDataset:
             train = datasets.CIFAR10(str(root), train=True, download=download_allowed())
             test = datasets.CIFAR10(str(root), train=False, download=download_allowed())
     except Exception as exc:
-        raise DataError(f"CIFAR-10 could not be loaded from {batches}: {type(exc).__name__}: {exc}. "
-                        "Delete the folder and try again. " + _fix_hint("CIFAR-10")) from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not batches.is_dir():  # nothing there before: the download itself failed
+            what = f"could not be downloaded into {root} ({type(exc).__name__}: {reason})."
+        else:
+            what = (f"could not be loaded from {batches} ({type(exc).__name__}: {reason}): a file may be "
+                    "truncated or corrupt; delete the folder and try again.")
+        raise DataError(f"CIFAR-10 {what} " + _fix_hint("CIFAR-10")) from None
     data = ImageDataset(
         name="CIFAR-10",
         train_images=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
