@@ -242,13 +242,7 @@ def _read_mnist(root: Path) -> ImageDataset:
             train = datasets.MNIST(str(root), train=True, download=download_allowed())
             test = datasets.MNIST(str(root), train=False, download=download_allowed())
     except Exception as exc:  # torchvision raises many kinds; the student needs one clear message
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if missing:  # no internet, or a mirror down: torchvision's message lists every address it tried
-            what = f"could not be downloaded into {raw} ({type(exc).__name__}: {reason})."
-        else:
-            what = (f"could not be read in {raw} ({type(exc).__name__}: {reason}): a file may be truncated or "
-                    "corrupt; delete it and try again.")
-        raise DataError(f"MNIST {what} " + _fix_hint("MNIST")) from None
+        raise _torchvision_failure("MNIST", exc, downloading=bool(missing), where=raw) from None
     data = ImageDataset(
         name="MNIST",
         train_images=train.data.unsqueeze(1).contiguous(), train_labels=train.targets.long(),
@@ -278,6 +272,17 @@ def _unpack_gz(folder: Path, names: list[str]) -> None:
                             + _fix_hint("MNIST")) from None
 
 
+def _torchvision_failure(name: str, exc: Exception, *, downloading: bool, where: Path) -> DataError:
+    """One clear message for whatever torchvision raised: a download that failed (no internet, a
+    mirror down; its message lists every address it tried) or files it could not read."""
+    reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    if downloading:
+        what = f"could not be downloaded into {where} ({reason})."
+    else:
+        what = f"could not be read in {where} ({reason}): a file may be truncated or corrupt; delete it and try again."
+    return DataError(f"{name} {what} " + _fix_hint(name))
+
+
 def _read_cifar10(root: Path) -> ImageDataset:
     arrays = root / "cifar10"
     if (arrays / "cifar10_train.npz").is_file():
@@ -288,18 +293,14 @@ def _read_cifar10(root: Path) -> ImageDataset:
                         + _fix_hint("CIFAR-10"))
     from torchvision import datasets
 
+    downloading = not batches.is_dir()
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             train = datasets.CIFAR10(str(root), train=True, download=download_allowed())
             test = datasets.CIFAR10(str(root), train=False, download=download_allowed())
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if not batches.is_dir():  # nothing there before: the download itself failed
-            what = f"could not be downloaded into {root} ({type(exc).__name__}: {reason})."
-        else:
-            what = (f"could not be loaded from {batches} ({type(exc).__name__}: {reason}): a file may be "
-                    "truncated or corrupt; delete the folder and try again.")
-        raise DataError(f"CIFAR-10 {what} " + _fix_hint("CIFAR-10")) from None
+        raise _torchvision_failure("CIFAR-10", exc, downloading=downloading,
+                                   where=root if downloading else batches) from None
     data = ImageDataset(
         name="CIFAR-10",
         train_images=torch.from_numpy(train.data).permute(0, 3, 1, 2).contiguous(),
