@@ -52,10 +52,15 @@ def load_thresholds(kind: str = "threshold") -> list[dict]:
 
 
 def cpu_model() -> str:
+    """The CPU's model name, with its family and model numbers where the name alone is vague (a
+    virtual machine may report just "AMD EPYC"; family 25 with AVX-512 is Zen 4)."""
     try:
+        fields = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        if "model name" in fields:
+            return f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
     except OSError:
         pass
     return platform.processor() or platform.machine()
