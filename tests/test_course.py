@@ -5,6 +5,7 @@ These take minutes; they run under pytest-xdist so two labs grade at once."""
 
 from __future__ import annotations
 
+import ast
 import json
 
 import nbformat
@@ -49,6 +50,12 @@ def test_release_has_stubs_and_no_hidden_tests(lab_id):
     for cell in released.cells:
         assert cell.cell_type != "code" or (not cell.outputs and cell.execution_count is None), \
             f"{lab_id}: committed with outputs"
+        if cell.cell_type == "code":  # a stub must parse before the student touches it (IPython lines aside)
+            code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            try:
+                ast.parse(code)
+            except SyntaxError as exc:
+                raise AssertionError(f"{lab_id}: a released cell does not parse ({exc}):\n{cell.source[:300]}") from None
     assert released.metadata["kernelspec"]["name"] == "python3"
     assert install_url() in by_id["setup"].source, "the setup cell must install the pinned student package"
 
